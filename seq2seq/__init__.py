@@ -1,0 +1,34 @@
+"""seq2seq: LSTM encoder-decoder machine translation (Sutskever et al., 2014).
+
+The public API: build a `Seq2Seq` from a `ModelConfig`, tokenize with `Tokenizer`, and turn
+text into text with `Translator.load(path).translate(texts)`.
+"""
+
+from seq2seq.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from seq2seq.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ModelConfig
+from seq2seq.model import Seq2Seq
+from seq2seq.search import Hypothesis, beam_search, greedy_search
+from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
+from seq2seq.translator import SearchOptions, Translator
+
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "PAD_ID",
+    "UNK_ID",
+    "Checkpoint",
+    "CheckpointError",
+    "Hypothesis",
+    "ModelConfig",
+    "SearchOptions",
+    "Seq2Seq",
+    "Tokenizer",
+    "TokenizerError",
+    "TokenizerPair",
+    "Translator",
+    "beam_search",
+    "greedy_search",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+__version__ = "0.1.0"

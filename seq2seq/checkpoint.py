@@ -1,0 +1,134 @@
+"""One self-describing checkpoint file: model config, weights, tokenizers, languages, metadata.
+
+Files are read with `torch.load(weights_only=True)`, so loading never runs pickled code, and
+written to a temporary file that is renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seq2seq.config import ModelConfig
+from seq2seq.model import Seq2Seq
+from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
+
+FORMAT = "seq2seq-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or not usable by this version; names the file."""
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to rebuild a model and translate with it (and, optionally, resume)."""
+
+    config: ModelConfig
+    model_state: dict[str, Tensor]
+    tokenizers: TokenizerPair
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Training facts worth showing: step, epoch, validation BLEU, data description."""
+    training_state: dict[str, Any] = field(default_factory=dict)
+    """Optimizer, scheduler, RNG and data position for `--resume`; empty in exported models."""
+
+    @classmethod
+    def from_model(cls, model: Seq2Seq, tokenizers: TokenizerPair, **fields: Any) -> Checkpoint:
+        """Snapshot a model's current weights (moved to CPU) with its tokenizers."""
+        state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+        return cls(config=model.config, model_state=state, tokenizers=tokenizers, **fields)
+
+    def build_model(self) -> Seq2Seq:
+        """A `Seq2Seq` with this checkpoint's config and weights, in eval mode, on CPU."""
+        model = Seq2Seq(self.config)
+        model.load_state_dict(self.model_state)
+        return model.eval()
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> None:
+    """Write atomically: a temporary file in the same directory, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": checkpoint.config.to_dict(),
+        "model_state": checkpoint.model_state,
+        "src_tokenizer": checkpoint.tokenizers.src.proto,
+        "tgt_tokenizer": checkpoint.tokenizers.tgt.proto,
+        "src_lang": checkpoint.src_lang,
+        "tgt_lang": checkpoint.tgt_lang,
+        "metadata": checkpoint.metadata,
+        "training_state": checkpoint.training_state,
+    }
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate a checkpoint; any problem is a one-line `CheckpointError`."""
+    payload = _read(Path(path))
+    try:
+        checkpoint = _parse(payload)
+        checkpoint.build_model()  # proves weights and config agree before anyone relies on them
+    except (KeyError, TypeError, ValueError, RuntimeError, TokenizerError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: incompatible checkpoint: {reason}") from error
+    return checkpoint
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {type(error).__name__})"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a seq2seq checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload.get('version')}, "
+            f"this seq2seq reads version {VERSION}"
+        )
+    return payload
+
+
+def _parse(payload: dict[str, Any]) -> Checkpoint:
+    tokenizers = TokenizerPair(
+        Tokenizer(payload["src_tokenizer"]), Tokenizer(payload["tgt_tokenizer"])
+    )
+    config = ModelConfig.from_dict(payload["model_config"])
+    if (config.src_vocab_size, config.tgt_vocab_size) != (
+        tokenizers.src.vocab_size,
+        tokenizers.tgt.vocab_size,
+    ):
+        raise ValueError("model vocabulary sizes differ from the stored tokenizers")
+    return Checkpoint(
+        config=config,
+        model_state=payload["model_state"],
+        tokenizers=tokenizers,
+        src_lang=payload.get("src_lang"),
+        tgt_lang=payload.get("tgt_lang"),
+        metadata=dict(payload.get("metadata") or {}),
+        training_state=dict(payload.get("training_state") or {}),
+    )

@@ -1,0 +1,167 @@
+"""Batched greedy and beam search over `Seq2Seq.encode` / `Seq2Seq.decode_step`.
+
+Every sentence of a batch, and every beam of every sentence, moves through one tensor;
+rows of sentences that have finished are dropped so they stop costing compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from seq2seq.config import BOS_ID, EOS_ID
+from seq2seq.model import Seq2Seq, State
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One finished translation: target ids without BOS/EOS and its length-normalised log-prob."""
+
+    tokens: list[int]
+    score: float
+
+
+def max_lengths(src_len: Tensor, *, a: float, b: int, cap: int) -> Tensor:
+    """Per-sentence output limit `ceil(a * src_len + b)`, clamped to [1, cap]: [B] long."""
+    return (src_len.float() * a + b).ceil().long().clamp(1, cap)
+
+
+def _select(state: State, rows: Tensor) -> State:
+    return state[0].index_select(1, rows), state[1].index_select(1, rows)  # [L, b, H] each
+
+
+@torch.inference_mode()
+def greedy_search(model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor) -> list[list[int]]:
+    """Most likely next token at every step; src [B, S], max_len [B] -> ids per sentence."""
+    batch, device = src.size(0), src.device
+    state = model.encode(src, src_len)  # [L, B, H] each
+    steps = int(max_len.max())
+    output = torch.full((batch, steps), EOS_ID, dtype=torch.long, device=device)  # [B, T]
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)  # [b]
+    rows = torch.arange(batch, device=device)  # [b] sentence of each live row
+    limits = max_len.to(device)  # [b]
+    for step in range(steps):
+        logits, state = model.decode_step(tokens, state)  # [b, V]
+        tokens = logits.argmax(dim=-1)  # [b]
+        output[rows, step] = tokens
+        alive = (tokens != EOS_ID) & (limits > step + 1)  # [b]
+        if not bool(alive.all()):
+            keep = alive.nonzero().squeeze(1)  # [b']
+            if keep.numel() == 0:
+                break
+            rows, tokens, limits = rows[keep], tokens[keep], limits[keep]
+            state = _select(state, keep)
+    return [_until_eos(row) for row in output.tolist()]
+
+
+def _until_eos(ids: list[int]) -> list[int]:
+    return ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids
+
+
+@dataclass
+class _Beams:
+    """The live part of a batched beam search; row i*K + k is beam k of live sentence i."""
+
+    state: State  # [L, b*K, H] each
+    tokens: Tensor  # [b*K] last token of each beam
+    scores: Tensor  # [b, K] summed log-probs
+    history: Tensor  # [b, K, t] tokens so far
+    limits: Tensor  # [b] max_len of each live sentence
+    sentences: Tensor  # [b] original index of each live sentence
+    num_finished: Tensor  # [b]
+
+    def keep(self, keep: Tensor, origin: Tensor, beam_size: int) -> None:
+        """Reorder beams to their `origin` [b, K] and keep only sentences `keep` [b']."""
+        rows = torch.arange(origin.size(0), device=origin.device).unsqueeze(1) * beam_size
+        rows = (rows + origin)[keep].reshape(-1)  # [b'*K]
+        self.state = _select(self.state, rows)
+        self.tokens = self.tokens.view(-1, beam_size)[keep].reshape(-1)
+        for name in ("scores", "history", "limits", "sentences", "num_finished"):
+            setattr(self, name, getattr(self, name)[keep])
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_len: Tensor,
+    *,
+    max_len: Tensor,
+    beam_size: int = 5,
+    length_penalty: float = 1.0,
+    n_best: int = 1,
+) -> list[list[Hypothesis]]:
+    """The `n_best` best of `beam_size` hypotheses per sentence, best first.
+
+    A sentence is done once `beam_size` hypotheses have ended (by EOS or at its `max_len`).
+    Scores are log-prob / length ** `length_penalty`; beam size 1 is exactly greedy search.
+    """
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
+    beams = _start(model, src, src_len, max_len, beam_size)
+    finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
+    for step in range(int(max_len.max())):
+        logits, beams.state = model.decode_step(beams.tokens, beams.state)  # [b*K, V]
+        log_probs = logits.float().log_softmax(dim=-1)  # [b*K, V]
+        vocab = log_probs.size(-1)
+        total = beams.scores.unsqueeze(2) + log_probs.view(-1, beam_size, vocab)  # [b, K, V]
+        top_scores, top_index = total.view(-1, beam_size * vocab).topk(2 * beam_size, dim=1)
+        origin, token = top_index // vocab, top_index % vocab  # [b, 2K] each
+        _finish(beams, finished, top_scores, origin, token, step, length_penalty)
+        live = top_scores.masked_fill(token == EOS_ID, -math.inf)  # [b, 2K]
+        beams.scores, pick = live.topk(beam_size, dim=1)  # [b, K]
+        origin, token = origin.gather(1, pick), token.gather(1, pick)  # [b, K]
+        history = beams.history.gather(1, origin.unsqueeze(2).expand_as(beams.history))
+        beams.history = torch.cat([history, token.unsqueeze(2)], dim=2)  # [b, K, t+1]
+        beams.tokens = token.reshape(-1)  # [b*K]
+        keep = (beams.num_finished < beam_size).nonzero().squeeze(1)  # [b']
+        if keep.numel() == 0:
+            break
+        beams.keep(keep, origin, beam_size)
+    return [sorted(hyps, key=lambda hyp: -hyp.score)[:n_best] for hyps in finished]
+
+
+def _start(model: Seq2Seq, src: Tensor, src_len: Tensor, max_len: Tensor, beam_size: int) -> _Beams:
+    batch, device = src.size(0), src.device
+    h, c = model.encode(src, src_len)  # [L, B, H] each
+    scores = torch.full((batch, beam_size), -math.inf, device=device)  # [B, K]
+    scores[:, 0] = 0.0  # all beams start identical: keep one so the first step is not K copies
+    return _Beams(
+        state=(h.repeat_interleave(beam_size, dim=1), c.repeat_interleave(beam_size, dim=1)),
+        tokens=torch.full((batch * beam_size,), BOS_ID, dtype=torch.long, device=device),
+        scores=scores,
+        history=torch.empty((batch, beam_size, 0), dtype=torch.long, device=device),
+        limits=max_len.to(device),
+        sentences=torch.arange(batch, device=device),
+        num_finished=torch.zeros(batch, dtype=torch.long, device=device),
+    )
+
+
+def _finish(
+    beams: _Beams,
+    finished: list[list[Hypothesis]],
+    top_scores: Tensor,
+    origin: Tensor,
+    token: Tensor,
+    step: int,
+    length_penalty: float,
+) -> None:
+    """Move candidates that end now (EOS among the best K, or the length limit) to `finished`."""
+    beam_size = beams.scores.size(1)
+    last = (beams.limits == step + 1).unsqueeze(1)  # [b, 1]
+    ends = (token[:, :beam_size] == EOS_ID) | last  # [b, K]
+    ends &= top_scores[:, :beam_size] > -math.inf
+    if not bool(ends.any()):
+        return
+    beams.num_finished += ends.sum(dim=1)
+    norm = float(step + 1) ** length_penalty
+    for row, col in ends.nonzero().tolist():
+        ids = beams.history[row, origin[row, col]].tolist()
+        last_token = int(token[row, col])
+        if last_token != EOS_ID:
+            ids.append(last_token)
+        score = float(top_scores[row, col]) / norm
+        finished[int(beams.sentences[row])].append(Hypothesis(ids, score))

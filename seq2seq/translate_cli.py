@@ -1,0 +1,61 @@
+"""`seq2seq translate`: one translation per input line, streamed from stdin or a file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from itertools import islice
+from typing import TextIO
+
+from tqdm import tqdm
+
+from seq2seq.translator import Translator
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `seq2seq translate`."""
+    parser.add_argument("--model", required=True, help="checkpoint file (.pt)")
+    parser.add_argument("--input", help="source file, one sentence a line (default: stdin)")
+    parser.add_argument("--output", help="where translations go (default: stdout)")
+    parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--max-length", type=int, default=256, help="output subwords at most")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Translate line by line; interactive input is answered one line at a time."""
+    if args.beam_size < 1 or args.batch_size < 1:
+        raise ValueError("--beam-size and --batch-size must be at least 1")
+    translator = Translator.load(args.model, device=args.device)
+    with ExitStack() as stack:
+        source = stack.enter_context(open(args.input, encoding="utf-8")) if args.input else sys.stdin
+        target = (
+            stack.enter_context(open(args.output, "w", encoding="utf-8"))
+            if args.output
+            else sys.stdout
+        )
+        chunk = 1 if source.isatty() else 8 * args.batch_size
+        progress = tqdm(unit="sent", disable=not sys.stderr.isatty() or source.isatty())
+        for lines in _chunks(source, chunk):
+            outputs = translator.translate(
+                lines,
+                beam_size=args.beam_size,
+                batch_size=args.batch_size,
+                length_penalty=args.length_penalty,
+                max_length=args.max_length,
+            )
+            target.writelines(f"{line}\n" for line in outputs)
+            target.flush()
+            progress.update(len(lines))
+        progress.close()
+    return 0
+
+
+def _chunks(source: TextIO, size: int) -> Iterator[list[str]]:
+    lines = (line.rstrip("\r\n") for line in source)
+    while chunk := list(islice(lines, size)):
+        yield chunk

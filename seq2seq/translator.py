@@ -1,0 +1,198 @@
+"""`Translator`: text in, text out. The CLI, the evaluator and the server all translate through it.
+
+Over-long input policy (the same everywhere): a text longer than `max_input_tokens` source
+subwords is truncated to that many, and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seq2seq.checkpoint import Checkpoint, load_checkpoint
+from seq2seq.config import PAD_ID
+from seq2seq.model import Seq2Seq
+from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
+from seq2seq.tokenizer import TokenizerPair
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' is CUDA when available, else CPU; anything else is taken as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+    return resolved
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to decode: beam width, length normalisation and the output length limit."""
+
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    max_length_a: float = 1.5
+    max_length_b: int = 10
+    max_length: int = 256
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {self.max_length}")
+
+
+class Translator:
+    """A loaded model with its tokenizers, translating batches of sentences."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        tokenizers: TokenizerPair,
+        *,
+        device: str | torch.device = "auto",
+        src_lang: str | None = None,
+        tgt_lang: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        max_input_tokens: int = 256,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizers = tokenizers
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self.metadata = dict(metadata or {})
+        self.max_input_tokens = max_input_tokens
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> Translator:
+        """Load a checkpoint file (raises `CheckpointError` with a one-line reason)."""
+        return cls.from_checkpoint(load_checkpoint(path), device=device)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: str | torch.device = "auto") -> Translator:
+        """Wrap an in-memory checkpoint, as training does for validation."""
+        return cls(
+            checkpoint.build_model(),
+            checkpoint.tokenizers,
+            device=device,
+            src_lang=checkpoint.src_lang,
+            tgt_lang=checkpoint.tgt_lang,
+            metadata=checkpoint.metadata,
+        )
+
+    def translate(
+        self,
+        texts: Sequence[str],
+        *,
+        beam_size: int = 5,
+        batch_size: int = 128,
+        batch_tokens: int = 6000,
+        **options: Any,
+    ) -> list[str]:
+        """Translate `texts`, returned in input order; empty input gives an empty string.
+
+        Texts are sorted by length into batches of at most `batch_size` sentences and
+        `batch_tokens` padded source tokens (beams included). `options` are the other
+        `SearchOptions` fields (length_penalty, max_length_a, max_length_b, max_length).
+        """
+        best = self.translate_nbest(
+            texts, beam_size=beam_size, batch_size=batch_size, batch_tokens=batch_tokens, **options
+        )
+        ids = [hyps[0].tokens if hyps else [] for hyps in best]
+        return self.tokenizers.tgt.decode(ids)
+
+    def translate_nbest(
+        self,
+        texts: Sequence[str],
+        *,
+        n_best: int = 1,
+        batch_size: int = 128,
+        batch_tokens: int = 6000,
+        **options: Any,
+    ) -> list[list[Hypothesis]]:
+        """Up to `n_best` hypotheses per text, best first (empty list for empty input)."""
+        search = SearchOptions(**options)
+        sources = self.encode(texts)
+        results: list[list[Hypothesis]] = [[] for _ in texts]
+        budget = max(1, batch_tokens // search.beam_size)
+        for indices in _length_batches(sources, batch_size=batch_size, batch_tokens=budget):
+            batch = [sources[i] for i in indices]
+            for index, hyps in zip(indices, self._search(batch, search, n_best), strict=True):
+                results[index] = hyps
+        return results
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Source ids per text, truncated to `max_input_tokens` (with a warning)."""
+        sources = self.tokenizers.src.encode([text.strip() for text in texts])
+        for number, ids in enumerate(sources):
+            if len(ids) > self.max_input_tokens:
+                logger.warning(
+                    "input %d has %d subwords; truncated to %d",
+                    number, len(ids), self.max_input_tokens,
+                )
+                sources[number] = ids[: self.max_input_tokens]
+        return sources
+
+    def _search(
+        self, batch: list[list[int]], search: SearchOptions, n_best: int
+    ) -> list[list[Hypothesis]]:
+        src, src_len = self._pad(batch)
+        max_len = max_lengths(
+            src_len, a=search.max_length_a, b=search.max_length_b, cap=search.max_length
+        )
+        if search.beam_size == 1 and n_best == 1:
+            outputs = greedy_search(self.model, src, src_len, max_len=max_len)
+            return [[Hypothesis(ids, 0.0)] for ids in outputs]
+        return beam_search(
+            self.model,
+            src,
+            src_len,
+            max_len=max_len,
+            beam_size=search.beam_size,
+            length_penalty=search.length_penalty,
+            n_best=n_best,
+        )
+
+    def _pad(self, batch: list[list[int]]) -> tuple[Tensor, Tensor]:
+        src_len = torch.tensor([len(ids) for ids in batch])  # [B]
+        src = torch.full((len(batch), int(src_len.max())), PAD_ID, dtype=torch.long)  # [B, S]
+        for row, ids in enumerate(batch):
+            src[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return src.to(self.device), src_len
+
+    def info(self) -> dict[str, Any]:
+        """What the model is: languages, sizes, parameter count, device, training metadata."""
+        return {
+            "src_lang": self.src_lang,
+            "tgt_lang": self.tgt_lang,
+            "config": self.model.config.to_dict(),
+            "parameters": self.model.num_parameters(),
+            "device": str(self.device),
+            "metadata": self.metadata,
+        }
+
+
+def _length_batches(
+    sources: list[list[int]], *, batch_size: int, batch_tokens: int
+) -> Iterator[list[int]]:
+    """Indices of non-empty sources, longest first, in batches bounded by sentences and tokens."""
+    order = sorted((i for i, ids in enumerate(sources) if ids), key=lambda i: -len(sources[i]))
+    batch: list[int] = []
+    for index in order:
+        longest = len(sources[batch[0]]) if batch else len(sources[index])
+        full = len(batch) >= batch_size or longest * (len(batch) + 1) > batch_tokens
+        if batch and full:
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
