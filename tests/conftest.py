@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny synthetic language pair and a briefly trained checkpoint of it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+
+from seq2seq import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    Checkpoint,
+    ModelConfig,
+    Seq2Seq,
+    TokenizerPair,
+    save_checkpoint,
+)
+
+GERMAN = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
+ENGLISH = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def number_pairs(count: int, *, seed: int = 0, max_words: int = 5) -> list[tuple[str, str]]:
+    """German number words and their English word-by-word translation."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(count):
+        digits = [rng.randrange(10) for _ in range(rng.randint(1, max_words))]
+        pairs.append((" ".join(GERMAN[d] for d in digits), " ".join(ENGLISH[d] for d in digits)))
+    return pairs
+
+
+def make_batch(
+    src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Padded src [B, S], src_len [B], tgt_in [B, T] (BOS + target), tgt_out [B, T] (+ EOS)."""
+    src_t = pad_sequence([torch.tensor(s) for s in src], batch_first=True, padding_value=PAD_ID)
+    src_len = torch.tensor([len(s) for s in src])
+    tgt_in = pad_sequence(
+        [torch.tensor([BOS_ID, *t]) for t in tgt], batch_first=True, padding_value=PAD_ID
+    )
+    tgt_out = pad_sequence(
+        [torch.tensor([*t, EOS_ID]) for t in tgt], batch_first=True, padding_value=PAD_ID
+    )
+    return src_t, src_len, tgt_in, tgt_out
+
+
+def fit(
+    model: Seq2Seq,
+    src: Sequence[Sequence[int]],
+    tgt: Sequence[Sequence[int]],
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> float:
+    """Teacher-forced Adam steps on random minibatches; returns the last loss."""
+    generator = random.Random(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD_ID)
+    model.train()
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        rows = generator.sample(range(len(src)), min(batch_size, len(src)))
+        src_b, src_len, tgt_in, tgt_out = make_batch([src[r] for r in rows], [tgt[r] for r in rows])
+        logits = model(src_b, src_len, tgt_in)  # [B, T, V]
+        loss = loss_fn(logits.flatten(0, 1), tgt_out.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    model.eval()
+    return loss.item()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizers() -> TokenizerPair:
+    """Separate source/target SentencePiece models of the number-word language."""
+    return TokenizerPair.train(number_pairs(400, seed=1), vocab_size=40)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizers: TokenizerPair) -> Path:
+    """A small de->en model trained for a few seconds: it translates number words mostly right."""
+    torch.manual_seed(0)
+    pairs = number_pairs(2000, seed=2)
+    src = tiny_tokenizers.src.encode([s for s, _ in pairs])
+    tgt = tiny_tokenizers.tgt.encode([t for _, t in pairs])
+    config = ModelConfig(
+        tiny_tokenizers.src.vocab_size,
+        tiny_tokenizers.tgt.vocab_size,
+        embedding_size=32,
+        hidden_size=64,
+        num_layers=1,
+        dropout=0.0,
+    )
+    model = Seq2Seq(config)
+    fit(model, src, tgt, steps=600)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    checkpoint = Checkpoint.from_model(
+        model, tiny_tokenizers, src_lang="de", tgt_lang="en", metadata={"step": 600}
+    )
+    save_checkpoint(checkpoint, path)
+    return path
