@@ -1,0 +1,183 @@
+"""The FastAPI app and the `seq2seq serve` command.
+
+`create_app(settings)` builds the app; its lifespan loads the model once (unless one is handed
+in) into `app.state.translator` and starts the batch worker. `seq2seq serve` loads the model
+*before* uvicorn binds the port, so a missing or bad checkpoint stops the command with one
+line and exit status 2 rather than a server traceback; with `--train-if-missing` it first
+trains the default Multi30k preset when the model file does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from seq2seq import Translator
+from seq2seq.cli import UsageError
+from serve.batching import Batcher, BatchLimits
+from serve.errors import BodyLimitMiddleware, install_handlers
+from serve.metrics import Metrics, MetricsMiddleware
+from serve.routes import STATIC, router
+from serve.settings import Settings, get_settings
+
+logger = logging.getLogger("serve")
+DEFAULT_PRESET = "multi30k_de_en.yaml"
+
+
+def load_translator(settings: Settings) -> Translator:
+    """`Translator.load` with the configured device and precision."""
+    options: dict[str, Any] = {"device": settings.device}
+    if settings.precision != "fp32":  # older Translator.load has no `precision`
+        options["precision"] = settings.precision
+    try:
+        return Translator.load(settings.model, **options)
+    except TypeError as error:
+        message = f"--precision {settings.precision} is not supported here: {error}"
+        raise UsageError(message) from error
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model once, start the batch worker; stop it on shutdown."""
+    settings: Settings = app.state.settings
+    if app.state.translator is None:
+        app.state.translator = load_translator(settings)
+    translator: Translator = app.state.translator
+    app.state.model_id = translator.metadata.get("name") or Path(settings.model).name
+    batcher = Batcher(_translate_fn(app, settings), _limits(settings),
+                      on_batch=app.state.metrics.observe_batch)
+    app.state.metrics.track_queue(lambda: batcher.depth)
+    app.state.batcher = batcher
+    batcher.start()
+    logger.info("model %s loaded on %s", app.state.model_id, translator.device)
+    try:
+        yield
+    finally:
+        await batcher.stop()
+
+
+def _translate_fn(app: FastAPI, settings: Settings) -> Any:
+    def translate(texts: list[str], beam_size: int) -> list[str]:
+        translator: Translator = app.state.translator
+        return translator.translate(
+            texts,
+            beam_size=beam_size,
+            batch_size=settings.max_batch_size,
+            batch_tokens=max(6000, settings.max_batch_tokens * beam_size),
+            max_length=settings.max_length,
+        )
+
+    return translate
+
+
+def _limits(settings: Settings) -> BatchLimits:
+    return BatchLimits(
+        max_batch_size=settings.max_batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_wait_ms=settings.max_wait_ms,
+        max_queue_size=settings.max_queue_size,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, translator: Translator | None = None
+) -> FastAPI:
+    """The app; `translator` skips loading `settings.model` (the CLI loads it first)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="seq2seq translation server",
+        summary="LSTM encoder-decoder machine translation over HTTP, with micro-batching.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.translator = translator
+    app.state.metrics = Metrics()
+    install_handlers(app)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `seq2seq serve`; each also comes from `SEQ2SEQ_<NAME>` in the environment."""
+    parser.add_argument("--model", help="checkpoint file (default: models/multi30k_de_en.pt)")
+    parser.add_argument("--host", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="default fp32")
+    parser.add_argument("--beam-size", type=int, help="default beam width (default 1, greedy)")
+    parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
+    parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
+    parser.add_argument("--train-if-missing", action="store_true",
+                        help="train the default Multi30k preset when --model does not exist")
+    parser.add_argument("--train-config", help="training preset used by --train-if-missing")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment settings with the given command-line options on top."""
+    names = ("model", "host", "port", "device", "precision", "beam_size", "max_batch_size",
+             "max_wait_ms")
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return Settings(**given)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load (or first train) the model, then serve until interrupted."""
+    import uvicorn
+
+    try:
+        settings = settings_from_args(args)
+    except ValueError as error:  # pydantic's ValidationError: name the field in one line
+        raise UsageError(str(error).replace("\n", " ")) from error
+    if args.train_if_missing and not Path(settings.model).exists():
+        train_default_model(Path(settings.model), args.train_config)
+    if not Path(settings.model).is_file():
+        raise UsageError(f"model file {settings.model} not found (add --train-if-missing to "
+                         "train the default Multi30k model first)")
+    app = create_app(settings, translator=load_translator(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def train_default_model(target: Path, config: str | None) -> None:
+    """Train the preset (default: Multi30k de->en) and copy its best checkpoint to `target`."""
+    try:
+        from training.train import train_from_config
+    except ImportError as error:
+        message = f"cannot train: the training package is not available ({error})"
+        raise UsageError(message) from error
+    import training
+
+    preset = config or str(Path(training.__file__).parent / "configs" / DEFAULT_PRESET)
+    print(f"{target} does not exist: training {preset} first (this takes a while)",
+          file=sys.stderr)
+    best = train_from_config(preset)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, target)
+
+
+def main() -> None:
+    """Run the server as `python -m serve.app`."""
+    from seq2seq.cli import main as cli_main
+
+    raise SystemExit(cli_main(["serve", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Micro-batching: concurrent requests share one batched `translate` call.
+
+Requests wait in a bounded asyncio queue. One worker task takes the oldest request, waits at
+most `max_wait_ms` for others with the same decoding options (beam size) until `max_batch_size`
+sentences or `max_batch_tokens` source subwords are reached, and runs a single translate call
+on one worker thread, off the event loop. Each request's future gets its own translations.
+A request that timed out or whose client went away is cancelled: if it has not started it is
+dropped from its batch, and a result that arrives late is discarded, so nothing accumulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+TranslateFn = Callable[[list[str], int], list[str]]
+"""`(texts, beam_size) -> translations` in input order; runs on the worker thread."""
+
+
+class QueueFullError(Exception):
+    """The queue holds `max_queue_size` requests already; the caller should retry later."""
+
+
+@dataclass
+class BatchStats:
+    """What one translate call did, for metrics."""
+
+    sentences: int
+    tokens: int
+    seconds: float
+
+
+@dataclass
+class Job:
+    """One request: its texts, their source-token count, options and the future to answer."""
+
+    texts: list[str]
+    tokens: int
+    beam_size: int
+    future: asyncio.Future[list[str]]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """When a batch is flushed: size in sentences and tokens, and the longest wait."""
+
+    max_batch_size: int = 64
+    max_batch_tokens: int = 6000
+    max_wait_ms: float = 5.0
+    max_queue_size: int = 256
+
+
+class Batcher:
+    """A queue and one worker that turns concurrent requests into batched translate calls."""
+
+    def __init__(
+        self,
+        translate: TranslateFn,
+        limits: BatchLimits,
+        *,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self.translate = translate
+        self.limits = limits
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=limits.max_queue_size)
+        self._held: dict[int, deque[Job]] = {}  # taken from the queue, grouped by beam size
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        """Requests accepted but not yet being translated."""
+        return self._queue.qsize() + sum(len(jobs) for jobs in self._held.values())
+
+    def start(self) -> None:
+        """Start the worker task on the running event loop."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker, fail what is still waiting, and release the thread."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        _fail(self._drain(), RuntimeError("the server is shutting down"))
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def submit(self, texts: list[str], *, tokens: int, beam_size: int) -> list[str]:
+        """Queue `texts` and wait for their translations (raises `QueueFullError`).
+
+        Cancelling the caller (timeout, disconnect) cancels the job: it is skipped if it has
+        not started yet, and a result computed anyway is dropped.
+        """
+        if self.depth >= self.limits.max_queue_size:
+            raise QueueFullError(f"{self.depth} requests are waiting")
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Job(texts, tokens, beam_size, future))
+        try:
+            return await future
+        finally:
+            future.cancel()  # no-op when done; otherwise marks the job as abandoned
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await self._next_batch()
+                if batch:
+                    await self._translate(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not kill the worker and hang every request
+                logger.exception("batch worker error")
+
+    async def _next_batch(self) -> list[Job]:
+        """The oldest waiting group of equal options, filled until full or its wait expires."""
+        if not any(self._held.values()):
+            self._hold(await self._queue.get())
+        beam_size = min(
+            (jobs[0].enqueued, beam) for beam, jobs in self._held.items() if jobs
+        )[1]
+        group = self._held[beam_size]
+        deadline = group[0].enqueued + self.limits.max_wait_ms / 1000
+        while not self._full(group) and (remaining := deadline - time.monotonic()) > 0:
+            try:
+                self._hold(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        while not self._full(group):  # take what already waits without waiting more
+            try:
+                self._hold(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return self._take(group)
+
+    def _hold(self, job: Job) -> None:
+        self._held.setdefault(job.beam_size, deque()).append(job)
+
+    def _full(self, group: deque[Job]) -> bool:
+        live = [job for job in group if not job.future.done()]
+        sentences = sum(len(job.texts) for job in live)
+        tokens = sum(job.tokens for job in live)
+        return sentences >= self.limits.max_batch_size or tokens >= self.limits.max_batch_tokens
+
+    def _take(self, group: deque[Job]) -> list[Job]:
+        """Pop live jobs from the front of `group` while they fit (always at least one)."""
+        batch: list[Job] = []
+        sentences = tokens = 0
+        while group:
+            job = group[0]
+            if job.future.done():  # cancelled while waiting: forget it
+                group.popleft()
+                continue
+            fits = (
+                sentences + len(job.texts) <= self.limits.max_batch_size
+                and tokens + job.tokens <= self.limits.max_batch_tokens
+            )
+            if batch and not fits:
+                break
+            batch.append(group.popleft())
+            sentences, tokens = sentences + len(job.texts), tokens + job.tokens
+        return batch
+
+    async def _translate(self, batch: list[Job]) -> None:
+        """One translate call for the whole batch; results are routed back by position."""
+        texts = [text for job in batch for text in job.texts]
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(
+                self._executor, self.translate, texts, batch[0].beam_size
+            )
+        except asyncio.CancelledError:
+            _fail(batch, RuntimeError("the server is shutting down"))
+            raise
+        except Exception as error:
+            _fail(batch, error)
+            return
+        seconds = time.perf_counter() - started
+        self._report(BatchStats(len(texts), sum(job.tokens for job in batch), seconds))
+        position = 0
+        for job in batch:
+            if not job.future.done():
+                job.future.set_result(outputs[position : position + len(job.texts)])
+            position += len(job.texts)
+
+    def _report(self, stats: BatchStats) -> None:
+        if self.on_batch is not None:
+            self.on_batch(stats)
+
+    def _drain(self) -> list[Job]:
+        jobs = [job for group in self._held.values() for job in group]
+        self._held.clear()
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        return jobs
+
+
+def _fail(jobs: list[Job], error: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error)

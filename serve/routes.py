@@ -1,0 +1,201 @@
+"""HTTP routes: /translate, /health, /ready, /model, /metrics and the web page at /."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
+
+from seq2seq import Translator
+from serve.batching import Batcher, QueueFullError
+from serve.errors import error_body, validation_error
+from serve.metrics import Metrics
+from serve.schemas import (
+    ErrorResponse,
+    ModelInfo,
+    Status,
+    TranslateRequest,
+    TranslateResponse,
+    text_problem,
+)
+from serve.settings import Settings
+
+STATIC = resources.files("serve") / "static"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Unsupported language pair", 401: "API key missing", 403: "API key wrong",
+        413: "Body too large", 422: "Invalid input, with the reason",
+        503: "Queue full (see Retry-After) or model not loaded", 504: "Timed out",
+    }.items()
+}
+
+router = APIRouter()
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings this app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def loaded_translator(request: Request) -> Translator:
+    """The model, or 503 while none is loaded."""
+    translator: Translator | None = getattr(request.app.state, "translator", None)
+    if translator is None:
+        raise HTTPException(HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
+    return translator
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+TranslatorDep = Annotated[Translator, Depends(loaded_translator)]
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """401 without a key, 403 with a wrong one; nothing to do when no key is configured."""
+    if settings.api_key is None:
+        return
+    given = request.headers.get("x-api-key")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if given is None and scheme.lower() == "bearer" and token:
+        given = token.strip()
+    if not given:
+        raise HTTPException(401, "API key required: send X-API-Key or Authorization: Bearer",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not secrets.compare_digest(given.encode(), settings.api_key.get_secret_value().encode()):
+        raise HTTPException(403, "API key not valid")
+
+
+@router.post(
+    "/translate",
+    response_model=TranslateResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    dependencies=[Depends(require_api_key)],
+)
+async def translate(
+    body: TranslateRequest, request: Request, settings: SettingsDep, translator: TranslatorDep
+) -> TranslateResponse:
+    """Translate one text (`text`), several (`texts`) or LibreTranslate's `q`, in input order."""
+    started = time.perf_counter()
+    texts = body.inputs()
+    field, indexed = body.input_field()
+    _check_texts(texts, settings, field=field, indexed=indexed)
+    _check_languages(body, translator)
+    beam_size = body.beam_size or settings.beam_size
+    if beam_size > settings.max_beam_size:
+        raise validation_error(("body", "beam_size"),
+                               f"beam_size must be at most {settings.max_beam_size}", "too_large")
+    tokens = sum(len(ids) for ids in translator.encode(texts))
+    outputs = await _translate(request, texts, tokens=tokens, beam_size=beam_size)
+    return TranslateResponse(
+        translations=outputs,
+        translation=outputs[0] if body.text is not None else None,
+        translatedText=(outputs[0] if isinstance(body.q, str) else outputs) if body.q else None,
+        model=request.app.state.model_id,
+        beam_size=beam_size,
+        time_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def _check_texts(texts: list[str], settings: Settings, *, field: str, indexed: bool) -> None:
+    """422 for too many texts, a text too long, or characters that are not text."""
+    if len(texts) > settings.max_texts:
+        raise validation_error(("body", field),
+                               f"at most {settings.max_texts} texts per request, got {len(texts)}",
+                               "too_long")
+    for number, text in enumerate(texts):
+        where: tuple[str | int, ...] = ("body", field, number) if indexed else ("body", field)
+        if len(text) > settings.max_text_chars:
+            raise validation_error(
+                where, f"text has {len(text)} characters; at most {settings.max_text_chars}",
+                "string_too_long",
+            )
+        if problem := text_problem(text):
+            raise validation_error(where, f"text {problem}", "invalid_text")
+
+
+def _check_languages(body: TranslateRequest, translator: Translator) -> None:
+    """400 when the request names languages this model does not translate."""
+    wrong_source = body.source not in (None, "auto", translator.src_lang)
+    wrong_target = body.target not in (None, translator.tgt_lang)
+    if translator.src_lang and translator.tgt_lang and (wrong_source or wrong_target):
+        raise HTTPException(
+            400,
+            f"unsupported language pair {body.source or 'auto'}->{body.target or '?'}: this "
+            f"model translates {translator.src_lang}->{translator.tgt_lang}",
+        )
+
+
+async def _translate(
+    request: Request, texts: list[str], *, tokens: int, beam_size: int
+) -> list[str]:
+    """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
+    batcher: Batcher = request.app.state.batcher
+    settings: Settings = request.app.state.settings
+    job = asyncio.ensure_future(batcher.submit(texts, tokens=tokens, beam_size=beam_size))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait(
+            {job, gone}, timeout=settings.request_timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()  # the batcher skips it, or drops its late result
+    if job in done:
+        try:
+            return job.result()
+        except QueueFullError as error:
+            raise HTTPException(503, f"server busy: {error}; retry later",
+                                headers={"Retry-After": str(settings.retry_after_s)}) from error
+    if gone in done:
+        raise HTTPException(499, "client closed the request")
+    raise HTTPException(504, f"translation took longer than {settings.request_timeout_s} s")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (the body was already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@router.get("/health", response_model=Status)
+async def health() -> Status:
+    """The process is alive."""
+    return Status(status="ok")
+
+
+@router.get("/ready", response_model=Status, responses={503: {"model": Status}})
+async def ready(request: Request) -> Any:
+    """The model is loaded and the batch worker runs; 503 otherwise."""
+    if getattr(request.app.state, "translator", None) is None:
+        body = {"status": "loading", **error_body("model not loaded", "model not loaded")}
+        return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Status(status="ready")
+
+
+@router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
+async def model(request: Request, translator: TranslatorDep) -> ModelInfo:
+    """Languages, sizes, parameter count, device and checkpoint metadata."""
+    return ModelInfo(id=request.app.state.model_id, **translator.info())
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    registry: Metrics = request.app.state.metrics
+    payload, content_type = registry.render()
+    return Response(payload, media_type=content_type)
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """The web page: a text box, a button and the translation."""
+    return FileResponse(str(STATIC / "index.html"), media_type="text/html")
