@@ -10,6 +10,7 @@ trains the default Multi30k preset when the model file does not exist.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import shutil
 import sys
@@ -157,17 +158,15 @@ def run(args: argparse.Namespace) -> int:
 
 def train_default_model(target: Path, config: str | None) -> None:
     """Train the preset (default: Multi30k de->en) and copy its best checkpoint to `target`."""
-    try:
-        from training.train import train_from_config
+    try:  # imported by name: the server runs without the training package
+        train_module = importlib.import_module("training.train")
     except ImportError as error:
         message = f"cannot train: the training package is not available ({error})"
         raise UsageError(message) from error
-    import training
-
-    preset = config or str(Path(training.__file__).parent / "configs" / DEFAULT_PRESET)
+    preset = config or str(Path(str(train_module.__file__)).parent / "configs" / DEFAULT_PRESET)
     print(f"{target} does not exist: training {preset} first (this takes a while)",
           file=sys.stderr)
-    best = train_from_config(preset)
+    best = Path(train_module.train_from_config(preset))
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, target)
 
