@@ -1,0 +1,181 @@
+"""Micro-batching: concurrent requests share translate calls, each gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from conftest import number_pairs
+
+from seq2seq import Translator
+from serve.app import create_app
+from serve.batching import Batcher, BatchLimits, BatchStats, QueueFullError
+from serve.settings import Settings
+
+T = TypeVar("T")
+
+
+class Recorder:
+    """A fake translate function: upper-cases, records each call, can be held at a gate."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, texts: list[str], beam_size: int) -> list[str]:
+        self.gate.wait(5)
+        self.calls.append((list(texts), beam_size))
+        if "boom" in texts:
+            raise RuntimeError("model exploded")
+        return [f"{text.upper()}/{beam_size}" for text in texts]
+
+
+def run_with(
+    limits: BatchLimits, body: Callable[[Batcher, Recorder], Awaitable[T]]
+) -> tuple[T, Recorder, list[BatchStats]]:
+    """Run `body` against a started batcher with a recording translate function."""
+    recorder, stats = Recorder(), []
+
+    async def main() -> T:
+        batcher = Batcher(recorder, limits, on_batch=stats.append)
+        batcher.start()
+        try:
+            return await body(batcher, recorder)
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(main()), recorder, stats
+
+
+def test_concurrent_requests_share_one_call() -> None:
+    async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
+        return await asyncio.gather(
+            *(batcher.submit([f"t{i}", f"u{i}"], tokens=2, beam_size=1) for i in range(10))
+        )
+
+    results, recorder, stats = run_with(BatchLimits(max_wait_ms=50), body)
+    assert results == [[f"T{i}/1", f"U{i}/1"] for i in range(10)]
+    assert len(recorder.calls) == 1 and stats[0].sentences == 20 and stats[0].tokens == 20
+
+
+def test_beam_sizes_are_never_mixed() -> None:
+    async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
+        return await asyncio.gather(
+            *(batcher.submit([f"t{i}"], tokens=1, beam_size=1 + i % 3) for i in range(9))
+        )
+
+    results, recorder, _ = run_with(BatchLimits(max_wait_ms=50), body)
+    assert results == [[f"T{i}/{1 + i % 3}"] for i in range(9)]
+    assert sorted(beam for _, beam in recorder.calls) == [1, 2, 3]
+    for texts, beam in recorder.calls:
+        assert all(int(text[1:]) % 3 == beam - 1 for text in texts)
+
+
+@pytest.mark.parametrize(
+    ("limits", "largest"),
+    [(BatchLimits(max_batch_size=4, max_wait_ms=50), 4),
+     (BatchLimits(max_batch_tokens=9, max_wait_ms=50), 3)],
+)
+def test_batches_respect_size_and_token_limits(limits: BatchLimits, largest: int) -> None:
+    async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
+        return await asyncio.gather(
+            *(batcher.submit([f"t{i}"], tokens=3, beam_size=1) for i in range(10))
+        )
+
+    results, recorder, _ = run_with(limits, body)
+    assert results == [[f"T{i}/1"] for i in range(10)]
+    assert max(len(texts) for texts, _ in recorder.calls) == largest
+
+
+def test_a_big_request_is_translated_alone() -> None:
+    async def body(batcher: Batcher, _: Recorder) -> list[str]:
+        return await batcher.submit([f"t{i}" for i in range(7)], tokens=7, beam_size=1)
+
+    result, recorder, _ = run_with(BatchLimits(max_batch_size=4), body)
+    assert len(result) == 7 and len(recorder.calls) == 1
+
+
+def test_full_queue_raises() -> None:
+    async def body(batcher: Batcher, recorder: Recorder) -> list[Any]:
+        recorder.gate.clear()  # the first job holds the worker
+        first = asyncio.ensure_future(batcher.submit(["a"], tokens=1, beam_size=1))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(batcher.submit([x], tokens=1, beam_size=1)) for x in "bc"]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFullError, match="2 requests are waiting"):
+            await batcher.submit(["d"], tokens=1, beam_size=1)
+        recorder.gate.set()
+        return await asyncio.gather(first, *queued)
+
+    results, _, _ = run_with(BatchLimits(max_queue_size=2, max_batch_size=1), body)
+    assert results == [["A/1"], ["B/1"], ["C/1"]]
+
+
+def test_cancelled_requests_are_skipped_and_forgotten() -> None:
+    async def body(batcher: Batcher, recorder: Recorder) -> tuple[list[str], int]:
+        recorder.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(["a"], tokens=1, beam_size=1))
+        await asyncio.sleep(0.05)
+        abandoned = [asyncio.ensure_future(batcher.submit([x], tokens=1, beam_size=1))
+                     for x in "bcd"]
+        kept = asyncio.ensure_future(batcher.submit(["e"], tokens=1, beam_size=1))
+        await asyncio.sleep(0)
+        for task in abandoned:
+            task.cancel()
+        recorder.gate.set()
+        result = await kept
+        await first
+        return result, batcher.depth
+
+    (result, depth), recorder, _ = run_with(BatchLimits(max_wait_ms=20), body)
+    assert result == ["E/1"] and depth == 0
+    assert [texts for texts, _ in recorder.calls] == [["a"], ["e"]]
+
+
+def test_a_failing_call_fails_its_requests_and_the_worker_goes_on() -> None:
+    async def body(batcher: Batcher, _: Recorder) -> list[str]:
+        failed = await asyncio.gather(
+            batcher.submit(["boom"], tokens=1, beam_size=1),
+            batcher.submit(["x"], tokens=1, beam_size=1),
+            return_exceptions=True,
+        )
+        assert all(isinstance(error, RuntimeError) for error in failed)
+        return await batcher.submit(["y"], tokens=1, beam_size=1)
+
+    result, _, _ = run_with(BatchLimits(max_wait_ms=20), body)
+    assert result == ["Y/1"]
+
+
+# --- through the app ---------------------------------------------------------------------------
+
+
+def test_simultaneous_http_requests_are_batched_and_answered_correctly(
+    tiny_checkpoint_path: Path,
+) -> None:
+    texts = [source for source, _ in number_pairs(48, seed=7)]
+    translator = Translator.load(tiny_checkpoint_path, device="cpu")
+    expected = [translator.translate([text], beam_size=1)[0] for text in texts]
+    app = create_app(Settings(model=str(tiny_checkpoint_path), device="cpu", max_wait_ms=20))
+
+    async def main() -> tuple[list[httpx.Response], str]:
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://test"
+        ) as client:
+            responses = await asyncio.gather(
+                *(client.post("/translate", json={"text": text}) for text in texts)
+            )
+            return list(responses), (await client.get("/metrics")).text
+
+    responses, metrics = asyncio.run(main())
+    assert [response.json()["translation"] for response in responses] == expected
+    calls = float(re.search(r"^seq2seq_batch_size_sentences_count (\S+)$", metrics, re.M)[1])
+    assert calls < len(texts)  # fewer translate calls than requests: they were batched
+    assert re.search(r'^seq2seq_batch_size_sentences_bucket\{le="1.0"\} (\S+)$', metrics, re.M)
