@@ -45,7 +45,8 @@ def write_section(name: str, body: str, *, command_line: str | None = None) -> N
         f"{body.strip()}\n<!-- /bench:{name} -->\n"
     )
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
-    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->\n",
-                         re.DOTALL)
+    pattern = re.compile(
+        rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->\n", re.DOTALL
+    )
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else f"{text}\n{section}"
     BENCHMARKS.write_text(text)

@@ -34,7 +34,7 @@ class ModelConfig:
     reverse_source: bool = True
     """Feed the source right-to-left, so its first words sit next to the target's first words."""
     tie_embeddings: bool = False
-    """Share the decoder's input embedding with its output projection (needs embedding == hidden)."""
+    """Share the decoder input embedding with its output projection (embedding == hidden)."""
     init_range: float = 0.08
     """Every parameter starts uniform in [-init_range, init_range]."""
 

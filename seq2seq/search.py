@@ -34,7 +34,9 @@ def _select(state: State, rows: Tensor) -> State:
 
 
 @torch.inference_mode()
-def greedy_search(model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor) -> list[list[int]]:
+def greedy_search(
+    model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor
+) -> list[list[int]]:
     """Most likely next token at every step; src [B, S], max_len [B] -> ids per sentence."""
     batch, device = src.size(0), src.device
     state = model.encode(src, src_len)  # [L, B, H] each

@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--beam-size and --batch-size must be at least 1")
     translator = Translator.load(args.model, device=args.device)
     with ExitStack() as stack:
-        source = stack.enter_context(open(args.input, encoding="utf-8")) if args.input else sys.stdin
+        source = (
+            stack.enter_context(open(args.input, encoding="utf-8")) if args.input else sys.stdin
+        )
         target = (
             stack.enter_context(open(args.output, "w", encoding="utf-8"))
             if args.output

@@ -78,7 +78,9 @@ class Translator:
         return cls.from_checkpoint(load_checkpoint(path), device=device)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, device: str | torch.device = "auto") -> Translator:
+    def from_checkpoint(
+        cls, checkpoint: Checkpoint, device: str | torch.device = "auto"
+    ) -> Translator:
         """Wrap an in-memory checkpoint, as training does for validation."""
         return cls(
             checkpoint.build_model(),
@@ -137,7 +139,9 @@ class Translator:
             if len(ids) > self.max_input_tokens:
                 logger.warning(
                     "input %d has %d subwords; truncated to %d",
-                    number, len(ids), self.max_input_tokens,
+                    number,
+                    len(ids),
+                    self.max_input_tokens,
                 )
                 sources[number] = ids[: self.max_input_tokens]
         return sources

@@ -63,10 +63,14 @@ def fit(
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> float:
-    """Teacher-forced Adam steps on random minibatches; returns the last loss."""
+    """Teacher-forced Adam steps on random minibatches; returns the last loss.
+
+    Pass `optimizer` to continue an earlier `fit` with its Adam moments.
+    """
     generator = random.Random(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD_ID)
     model.train()
     loss = torch.tensor(0.0)
@@ -90,7 +94,9 @@ def tiny_tokenizers() -> TokenizerPair:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizers: TokenizerPair) -> Path:
+def tiny_checkpoint_path(
+    tmp_path_factory: pytest.TempPathFactory, tiny_tokenizers: TokenizerPair
+) -> Path:
     """A small de->en model trained for a few seconds: it translates number words mostly right."""
     torch.manual_seed(0)
     pairs = number_pairs(2000, seed=2)

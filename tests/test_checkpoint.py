@@ -1,0 +1,116 @@
+"""Checkpoints: identical translations after reload, one-line errors, no pickled code, atomic."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import number_pairs
+
+from seq2seq import Checkpoint, CheckpointError, Translator, load_checkpoint, save_checkpoint
+from seq2seq.checkpoint import FORMAT
+
+TEXTS = [s for s, _ in number_pairs(20, seed=7)]
+
+
+def test_reload_translates_identically(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint_path)
+    before = Translator.from_checkpoint(checkpoint, device="cpu")
+    save_checkpoint(checkpoint, tmp_path / "copy.pt")
+    after = Translator.load(tmp_path / "copy.pt", device="cpu")
+    for beam_size in (1, 4):
+        assert after.translate(TEXTS, beam_size=beam_size) == before.translate(
+            TEXTS, beam_size=beam_size
+        )
+    assert (after.src_lang, after.tgt_lang, after.metadata) == ("de", "en", {"step": 600})
+
+
+def assert_one_line_error(path: Path, match: str) -> None:
+    with pytest.raises(CheckpointError, match=match) as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(tmp_path / "nope.pt", "no such checkpoint file")
+
+
+def test_truncated_file(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
+    data = tiny_checkpoint_path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    assert_one_line_error(tmp_path / "cut.pt", "truncated or corrupt")
+
+
+def test_corrupt_file(tmp_path: Path) -> None:
+    (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
+    assert_one_line_error(tmp_path / "noise.pt", "truncated or corrupt")
+
+
+def test_other_torch_file(tmp_path: Path) -> None:
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    assert_one_line_error(tmp_path / "other.pt", "not a seq2seq checkpoint")
+
+
+def rewrite(source: Path, target: Path, **changes: object) -> Path:
+    payload = torch.load(source, weights_only=True)
+    payload.update(changes)
+    torch.save(payload, target)
+    return target
+
+
+def test_newer_format_version(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
+    path = rewrite(tiny_checkpoint_path, tmp_path / "v9.pt", version=9)
+    assert_one_line_error(path, "format version 9")
+
+
+def test_config_that_does_not_match_weights(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
+    config = load_checkpoint(tiny_checkpoint_path).config.to_dict() | {"hidden_size": 128}
+    path = rewrite(tiny_checkpoint_path, tmp_path / "shape.pt", model_config=config)
+    assert_one_line_error(path, "incompatible checkpoint")
+
+
+def test_unknown_config_key(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
+    config = load_checkpoint(tiny_checkpoint_path).config.to_dict() | {"attention": "luong"}
+    path = rewrite(tiny_checkpoint_path, tmp_path / "key.pt", model_config=config)
+    assert_one_line_error(path, "unknown model config keys: attention")
+
+
+class Exploit:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("touch pwned",))
+
+
+def test_loading_never_runs_pickled_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format": FORMAT, "version": 1, "payload": Exploit()}, tmp_path / "evil.pt")
+    assert_one_line_error(tmp_path / "evil.pt", "truncated or corrupt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_failed_save_keeps_the_previous_file(
+    tiny_checkpoint_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint_path)
+    path = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, path)
+    good = path.read_bytes()
+
+    def crash(payload: object, file: object) -> None:
+        file.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(checkpoint, path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_from_model_copies_weights_to_cpu(tiny_checkpoint_path: Path) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint_path)
+    model = checkpoint.build_model()
+    snapshot = Checkpoint.from_model(model, checkpoint.tokenizers)
+    assert snapshot.config == checkpoint.config
+    for name, tensor in snapshot.model_state.items():
+        assert torch.equal(tensor, checkpoint.model_state[name])

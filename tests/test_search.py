@@ -1,0 +1,97 @@
+"""Greedy and beam search: beam 1 is greedy, END stops, the cap holds, batches don't matter."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import number_pairs
+
+from seq2seq import EOS_ID, ModelConfig, Seq2Seq, Translator, load_checkpoint
+from seq2seq.search import beam_search, greedy_search, max_lengths
+
+SOURCES = [s for s, _ in number_pairs(40, seed=5, max_words=7)]
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_checkpoint_path: Path) -> Translator:
+    return Translator.from_checkpoint(load_checkpoint(tiny_checkpoint_path), device="cpu")
+
+
+def random_model(seed: int, *, eos_bias: float = 0.0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    model = Seq2Seq(ModelConfig(30, 30, embedding_size=8, hidden_size=16, dropout=0.0))
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] += eos_bias
+    return model.eval()
+
+
+def random_batch(seed: int, size: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    src_len = torch.randint(1, 9, (size,), generator=generator)  # [B]
+    src = torch.randint(4, 30, (size, int(src_len.max())), generator=generator)  # [B, S]
+    src[torch.arange(src.size(1)) >= src_len.unsqueeze(1)] = 0
+    return src, src_len
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_of_one_is_greedy_on_random_models(seed: int) -> None:
+    model, (src, src_len) = random_model(seed, eos_bias=2.0), random_batch(seed)
+    max_len = max_lengths(src_len, a=1.5, b=3, cap=20)
+    greedy = greedy_search(model, src, src_len, max_len=max_len)
+    beam = beam_search(model, src, src_len, max_len=max_len, beam_size=1)
+    assert [hyps[0].tokens for hyps in beam] == greedy
+
+
+def test_beam_of_one_is_greedy_on_a_trained_model(translator: Translator) -> None:
+    greedy = translator.translate(SOURCES, beam_size=1)
+    beam = translator.translate_nbest(SOURCES, beam_size=1, n_best=1)
+    assert translator.tokenizers.tgt.decode([hyps[0].tokens for hyps in beam]) == greedy
+
+
+def test_end_token_stops_generation() -> None:
+    model, (src, src_len) = random_model(0, eos_bias=50.0), random_batch(0)
+    max_len = torch.full_like(src_len, 10)
+    assert greedy_search(model, src, src_len, max_len=max_len) == [[]] * len(src)
+    beams = beam_search(model, src, src_len, max_len=max_len, beam_size=3, n_best=3)
+    assert all(hyp.tokens == [] for hyps in beams for hyp in hyps[:1])
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_length_cap_holds_when_end_never_comes(beam_size: int) -> None:
+    model, (src, src_len) = random_model(1, eos_bias=-1e4), random_batch(1)
+    max_len = max_lengths(src_len, a=1.0, b=2, cap=7)
+    beams = beam_search(model, src, src_len, max_len=max_len, beam_size=beam_size, n_best=1)
+    assert [len(hyps[0].tokens) for hyps in beams] == max_len.tolist()
+    greedy = greedy_search(model, src, src_len, max_len=max_len)
+    assert [len(tokens) for tokens in greedy] == max_len.tolist()
+
+
+def test_hypotheses_never_contain_end(translator: Translator) -> None:
+    for hyps in translator.translate_nbest(SOURCES, beam_size=4, n_best=4):
+        assert len(hyps) == 4
+        assert all(EOS_ID not in hyp.tokens for hyp in hyps)
+        scores = [hyp.score for hyp in hyps]
+        assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_output_does_not_depend_on_batch_composition(
+    translator: Translator, beam_size: int
+) -> None:
+    together = translator.translate(SOURCES, beam_size=beam_size)
+    alone = [translator.translate([text], beam_size=beam_size)[0] for text in SOURCES]
+    shuffled_order = list(reversed(range(len(SOURCES))))
+    shuffled = translator.translate([SOURCES[i] for i in shuffled_order], beam_size=beam_size)
+    assert together == alone
+    assert [shuffled[shuffled_order.index(i)] for i in range(len(SOURCES))] == together
+
+
+def test_max_lengths_formula() -> None:
+    limits = max_lengths(torch.tensor([1, 4, 100]), a=1.5, b=2, cap=50)
+    assert limits.tolist() == [4, 8, 50]
+
+
+def test_n_best_cannot_exceed_beam() -> None:
+    model, (src, src_len) = random_model(0), random_batch(0)
+    with pytest.raises(ValueError, match="n_best"):
+        beam_search(model, src, src_len, max_len=torch.full_like(src_len, 3), beam_size=2, n_best=3)

@@ -1,0 +1,70 @@
+"""`seq2seq translate` and the dispatcher: streaming lines, files, one-line errors, exit codes."""
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq import Translator
+from seq2seq.cli import main
+
+LINES = ["eins zwei", "", "drei vier fünf"]
+
+
+def test_stdin_to_stdout(
+    tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
+    assert main(["translate", "--model", str(tiny_checkpoint_path), "--beam-size", "2"]) == 0
+    expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(LINES, beam_size=2)
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "src.txt").write_text("\n".join(LINES * 50) + "\n", encoding="utf-8")
+    args = ["translate", "--model", str(tiny_checkpoint_path), "--batch-size", "4"]
+    args += ["--input", str(tmp_path / "src.txt"), "--output", str(tmp_path / "hyp.txt")]
+    assert main(args) == 0
+    output = (tmp_path / "hyp.txt").read_text(encoding="utf-8").splitlines()
+    assert len(output) == 150 and output[1] == "" and output[0] == output[3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "missing.pt"], "missing.pt: no such checkpoint file"),
+        (["--model", "{model}", "--beam-size", "0"], "--beam-size and --batch-size"),
+        (["--model", "{model}", "--input", "absent.txt"], "No such file or directory"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(
+    tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    args = [arg.format(model=tiny_checkpoint_path) for arg in args]
+    assert main(["translate", *args]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("seq2seq translate: error:") and message in error
+    assert error.count("\n") == 1
+
+
+def test_unknown_command_and_missing_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as unknown:
+        main(["transmogrify"])
+    assert unknown.value.code == 2
+    with pytest.raises(SystemExit) as missing:
+        main(["translate"])
+    assert missing.value.code == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_console_script_exit_status(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq.cli", "translate", "--model", str(tmp_path / "x.pt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "no such checkpoint file" in result.stderr
