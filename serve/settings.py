@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     """Origins allowed by CORS (JSON list in the environment); empty disables CORS."""
     log_level: str = "info"
     """uvicorn log level."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        """`SEQ2SEQ_API_KEY=` (empty, as compose passes an unset variable) means no key."""
+        return None if value == "" else value
 
 
 @lru_cache
