@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -51,6 +52,8 @@ def load_translator(settings: Settings) -> Translator:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model once, start the batch worker; stop it on shutdown."""
     settings: Settings = app.state.settings
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     if app.state.translator is None:
         app.state.translator = load_translator(settings)
     translator: Translator = app.state.translator
@@ -122,6 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="default fp32")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     parser.add_argument("--beam-size", type=int, help="default beam width (default 1, greedy)")
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
@@ -132,8 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the given command-line options on top."""
-    names = ("model", "host", "port", "device", "precision", "beam_size", "max_batch_size",
-             "max_wait_ms")
+    names = ("model", "host", "port", "device", "precision", "threads", "beam_size",
+             "max_batch_size", "max_wait_ms")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)
 

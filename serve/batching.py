@@ -1,9 +1,10 @@
 """Micro-batching: concurrent requests share one batched `translate` call.
 
 Requests wait in a bounded asyncio queue. One worker task takes the oldest request, waits at
-most `max_wait_ms` for others with the same decoding options (beam size) until `max_batch_size`
-sentences or `max_batch_tokens` source subwords are reached, and runs a single translate call
-on one worker thread, off the event loop. Each request's future gets its own translations.
+most `max_wait_ms` (counted from its arrival, or from the end of the previous call if that is
+later) for others with the same decoding options (beam size) until `max_batch_size` sentences
+or `max_batch_tokens` source subwords are reached, and runs a single translate call on one
+worker thread, off the event loop. Each request's future gets its own translations.
 A request that timed out or whose client went away is cancelled: if it has not started it is
 dropped from its batch, and a result that arrives late is discarded, so nothing accumulates.
 """
@@ -55,7 +56,7 @@ class BatchLimits:
 
     max_batch_size: int = 64
     max_batch_tokens: int = 6000
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 10.0
     max_queue_size: int = 256
 
 
@@ -76,6 +77,7 @@ class Batcher:
         self._held: dict[int, deque[Job]] = {}  # taken from the queue, grouped by beam size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
         self._worker: asyncio.Task[None] | None = None
+        self._free_since = time.monotonic()  # when the last translate call ended
 
     @property
     def depth(self) -> int:
@@ -131,7 +133,10 @@ class Batcher:
             (jobs[0].enqueued, beam) for beam, jobs in self._held.items() if jobs
         )[1]
         group = self._held[beam_size]
-        deadline = group[0].enqueued + self.limits.max_wait_ms / 1000
+        # Wait from the later of the first arrival and the end of the last call: clients that
+        # just got their answers resubmit in that window and join, rather than trailing behind.
+        start = max(group[0].enqueued, self._free_since)
+        deadline = start + self.limits.max_wait_ms / 1000
         while not self._full(group) and (remaining := deadline - time.monotonic()) > 0:
             try:
                 self._hold(await asyncio.wait_for(self._queue.get(), remaining))
@@ -187,6 +192,8 @@ class Batcher:
         except Exception as error:
             _fail(batch, error)
             return
+        finally:
+            self._free_since = time.monotonic()
         seconds = time.perf_counter() - started
         self._report(BatchStats(len(texts), sum(job.tokens for job in batch), seconds))
         position = 0

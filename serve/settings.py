@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     """'auto' is CUDA when available, else CPU."""
     precision: Precision = "fp32"
     """Inference precision; int8 is dynamic quantisation on CPU."""
+    threads: int = Field(default=0, ge=0, le=256)
+    """CPU threads for torch; 0 keeps torch's default (one per core)."""
 
     beam_size: int = Field(default=1, ge=1, le=8)
     """Default beam width; 1 is greedy search (the fastest, used unless a request asks)."""
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
     """Sentences per batched translate call; 1 disables batching."""
     max_batch_tokens: int = Field(default=6000, ge=1)
     """Source subwords per batched translate call."""
-    max_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
+    max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
     """How long the first request of a batch waits for company."""
     max_queue_size: int = Field(default=256, ge=1)
     """Requests waiting for translation before new ones get 503."""

@@ -1,0 +1,277 @@
+"""Load test of `seq2seq serve` over loopback: throughput, latency, errors, memory, batching.
+
+Starts the server as a subprocess, sends one-sentence requests (Multi30k test sentences when
+present, else synthetic ones) at several concurrencies with httpx, then repeats concurrency 32
+against a server with batching off (max batch 1) for the speed-up from micro-batching, and
+checks resident memory over a long run. Every phase is bounded in requests and in seconds, so
+the script always stops by itself. Waits while /tmp/seq2seq-quiet exists (another benchmark).
+
+    python -m bench.serve_load --model models/multi30k_de_en.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import itertools
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.report import write_section
+
+MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/perf/model.pt")
+"""Tried in order when no --model is given."""
+SENTENCES = Path(os.environ.get("SEQ2SEQ_MULTI30K", "/work/shared/data/multi30k"))
+QUIET = Path("/tmp/seq2seq-quiet")
+
+
+@dataclass
+class Phase:
+    """What one load phase measured."""
+
+    name: str
+    concurrency: int
+    sent: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    rss_before: int
+    rss_after: int
+
+    @property
+    def rate(self) -> float:
+        return (self.sent - self.errors) / self.seconds
+
+    def percentile(self, q: int) -> float:
+        """Latency percentile in ms."""
+        if len(self.latencies) < 2:
+            return self.latencies[0] * 1000 if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1] * 1000
+
+    def row(self) -> str:
+        return (f"| {self.name} | {self.concurrency} | {self.sent} | {self.rate:.1f} | "
+                f"{self.percentile(50):.0f} | {self.percentile(95):.0f} | "
+                f"{self.percentile(99):.0f} | {self.errors} | {self.rss_before / 2**20:.0f} → "
+                f"{self.rss_after / 2**20:.0f} |")
+
+
+def sentences(count: int = 1000) -> tuple[list[str], str]:
+    """German test sentences, and where they came from."""
+    path = SENTENCES / "test_2016_flickr.de.gz"
+    if path.exists():
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()][:count], path.name
+    rng = random.Random(0)
+    words = ["ein", "der", "die", "mann", "frau", "hund", "kind", "läuft", "spielt",
+             "auf", "im", "park", "mit", "dem", "ball"]
+    synthetic = [" ".join(rng.choices(words, k=rng.randint(5, 15))) + "." for _ in range(count)]
+    return synthetic, "synthetic"
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`seq2seq serve` in a subprocess on a free loopback port."""
+
+    def __init__(self, model: str, *, max_batch_size: int, beam_size: int, threads: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", model,
+                   "--port", str(self.port), "--device", "cpu", "--beam-size", str(beam_size),
+                   "--max-batch-size", str(max_batch_size), "--threads", str(threads)]
+        env = {**os.environ, "SEQ2SEQ_LOG_LEVEL": "warning", "SEQ2SEQ_MAX_QUEUE_SIZE": "1024"}
+        self.process = subprocess.Popen(command, env=env)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"server exited with status {self.process.returncode}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        sys.exit("server did not become ready")
+
+    @property
+    def rss(self) -> int:
+        return rss_bytes(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def load(url: str, texts: list[str], *, requests: int, concurrency: int,
+               max_seconds: float) -> tuple[int, int, float, list[float]]:
+    """Send up to `requests` requests from `concurrency` clients; stop early at `max_seconds`."""
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while (n := next(counter)) < requests and time.perf_counter() - started < max_seconds:
+            sent = time.perf_counter()
+            try:
+                response = await client.post("/translate", json={"text": texts[n % len(texts)]})
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - sent)
+            errors += not ok
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+    return len(latencies), errors, time.perf_counter() - started, latencies
+
+
+def run_phase(server: Server, name: str, texts: list[str], *, requests: int, concurrency: int,
+              max_seconds: float) -> Phase:
+    before = server.rss
+    sent, errors, seconds, latencies = asyncio.run(
+        load(server.url, texts, requests=requests, concurrency=concurrency,
+             max_seconds=max_seconds)
+    )
+    phase = Phase(name, concurrency, sent, errors, seconds, latencies, before, server.rss)
+    print(phase.row(), flush=True)
+    return phase
+
+
+def wait_for_quiet(max_minutes: float) -> None:
+    """Another engineer's CPU-sensitive benchmark runs while /tmp/seq2seq-quiet exists."""
+    deadline = time.monotonic() + max_minutes * 60
+    while QUIET.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"{QUIET} still exists after {max_minutes} minutes; try later")
+        print(f"waiting: {QUIET} exists (quiet window)", flush=True)
+        time.sleep(30)
+
+
+def batch_totals(url: str) -> tuple[float, float]:
+    """(sentences, translate calls) so far, from the server's Prometheus metrics."""
+    values = {}
+    for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
+        name, _, value = line.partition(" ")
+        values[name] = value
+    return (float(values.get("seq2seq_batch_size_sentences_sum", 0)),
+            float(values.get("seq2seq_batch_size_sentences_count", 0)))
+
+
+def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[Phase]:
+    """Warm up, then one phase per concurrency; notes the mean batch size of each."""
+    run_phase(server, "warm-up", texts, requests=200, concurrency=8, max_seconds=60)
+    phases = []
+    for concurrency in args.concurrency:
+        sentences_before, calls_before = batch_totals(server.url)
+        phase = run_phase(server, "batched", texts, requests=args.requests,
+                          concurrency=concurrency, max_seconds=args.max_seconds)
+        sentences_after, calls_after = batch_totals(server.url)
+        mean = (sentences_after - sentences_before) / max(calls_after - calls_before, 1)
+        phase.name = f"batched (mean batch {mean:.1f})"
+        phases.append(phase)
+    return phases
+
+
+def report(phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.Namespace,
+           source: str) -> str:
+    at32 = next((p for p in phases if p.concurrency == 32), phases[-1])
+    ratio = at32.rate / unbatched.rate
+    growth = (memory.rss_after - memory.rss_before) / memory.rss_before * 100
+    header = ("| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
+              "| server RSS MiB |\n|---|---|---|---|---|---|---|---|---|")
+    rows = "\n".join(p.row() for p in [*phases, unbatched, memory])
+    checks = [
+        (f"batching speed-up at concurrency {at32.concurrency}: {ratio:.1f}x", ratio >= 8),
+        (f"p99 at concurrency {at32.concurrency}: {at32.percentile(99):.0f} ms",
+         at32.percentile(99) < 500),
+        (f"errors: {sum(p.errors for p in [*phases, unbatched, memory])}",
+         all(p.errors == 0 for p in [*phases, unbatched, memory])),
+        (f"RSS growth over {memory.sent} requests: {growth:+.1f}%", growth < 10),
+    ]
+    targets = "\n".join(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks)
+    return (f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
+            f"request over loopback (httpx.AsyncClient), server on CPU; each phase is capped at "
+            f"{args.max_seconds:.0f} s.\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
+            f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n")
+
+
+def main() -> None:
+    args = parse_args()
+    wait_for_quiet(args.wait_minutes)
+    texts, source = sentences()
+    server = Server(args.model, max_batch_size=args.max_batch_size, beam_size=args.beam_size,
+                    threads=args.threads)
+    try:
+        server.wait_ready()
+        phases = measure(server, texts, args)
+        memory = run_phase(server, "batched, memory run", texts, requests=args.rss_requests,
+                           concurrency=32, max_seconds=args.max_seconds * 3)
+    finally:
+        server.stop()
+    plain = Server(args.model, max_batch_size=1, beam_size=args.beam_size, threads=args.threads)
+    try:
+        plain.wait_ready()
+        run_phase(plain, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
+        unbatched = run_phase(plain, "max batch 1 (no batching)", texts, requests=args.requests,
+                              concurrency=32, max_seconds=args.max_seconds)
+    finally:
+        plain.stop()
+    body = report(phases, unbatched, memory, args, source)
+    print(body)
+    if args.write:
+        write_section("Serving load", body)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default = next((m for m in MODELS if Path(m).exists()), MODELS[0])
+    parser.add_argument("--model", default=default, help=f"checkpoint (default: {default})")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per phase")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--rss-requests", type=int, default=10_000, help="memory run length")
+    parser.add_argument("--max-seconds", type=float, default=120, help="cap per phase")
+    parser.add_argument("--beam-size", type=int, default=1, help="server default beam")
+    parser.add_argument("--max-batch-size", type=int, default=64, help="batched server")
+    parser.add_argument("--threads", type=int, default=0, help="server torch threads; 0: default")
+    parser.add_argument("--wait-minutes", type=float, default=30, help="quiet-window wait cap")
+    parser.add_argument("--no-write", dest="write", action="store_false",
+                        help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args()
+    if not Path(args.model).is_file():
+        parser.error(f"model {args.model} not found (train one, or pass --model)")
+    return args
+
+
+if __name__ == "__main__":
+    main()
