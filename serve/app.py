@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import shutil
 import sys
@@ -39,13 +40,11 @@ DEFAULT_PRESET = "multi30k_de_en.yaml"
 def load_translator(settings: Settings) -> Translator:
     """`Translator.load` with the configured device and precision."""
     options: dict[str, Any] = {"device": settings.device}
-    if settings.precision != "fp32":  # older Translator.load has no `precision`
+    if settings.precision != "fp32":
+        if "precision" not in inspect.signature(Translator.load).parameters:
+            raise UsageError(f"--precision {settings.precision} needs a newer seq2seq library")
         options["precision"] = settings.precision
-    try:
-        return Translator.load(settings.model, **options)
-    except TypeError as error:
-        message = f"--precision {settings.precision} is not supported here: {error}"
-        raise UsageError(message) from error
+    return Translator.load(settings.model, **options)
 
 
 @asynccontextmanager

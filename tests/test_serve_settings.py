@@ -46,6 +46,11 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "sesame"
     assert "sesame" not in repr(settings)
 
+def test_empty_api_key_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQ2SEQ_API_KEY", "")  # what compose passes for an unset variable
+    assert Settings().api_key is None
+
+
 def test_getter_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
     first = get_settings()
     monkeypatch.setenv("SEQ2SEQ_PORT", "9002")
