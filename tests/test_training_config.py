@@ -1,0 +1,79 @@
+"""TrainConfig: presets load, overrides apply, unknown keys and bad types are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from training.config import REPO, TrainConfig, default_data_dir, load_config, parse_override
+
+PRESETS = sorted((REPO / "training" / "configs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, data: dict[str, object]) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.name)
+def test_presets_load_and_comment_every_key(preset: Path) -> None:
+    config = load_config(preset)
+    assert isinstance(config, TrainConfig)
+    for line in preset.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert "#" in line, f"uncommented key in {preset.name}: {line.strip()}"
+
+
+def test_overrides_nested_keys_and_types(tmp_path: Path) -> None:
+    path = write(tmp_path, {"model": {"hidden_size": 128}})
+    config = load_config(path, ["--model.hidden_size=256", "--optim.lr=1e-3", "--seed=7",
+                                "--data.path=/data", "--optim.betas=[0.9, 0.98]"])
+    assert config.model.hidden_size == 256
+    assert config.optim.lr == pytest.approx(0.001)
+    assert config.seed == 7
+    assert config.data.path == "/data"
+    assert config.optim.betas == [0.9, 0.98]
+
+
+def test_unknown_key_is_a_one_line_error(tmp_path: Path) -> None:
+    path = write(tmp_path, {"model": {"hiden_size": 128}})
+    with pytest.raises(ValueError, match=r"unknown config key model\.hiden_size") as error:
+        load_config(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="unknown config key nothing"):
+        load_config(write(tmp_path, {}), ["--nothing=1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--model.hidden_size=big", "model.hidden_size must be int, got 'big'"),
+        ("--model.reverse_source=3", "model.reverse_source must be bool"),
+        ("--optim.lr=fast", "optim.lr must be float"),
+        ("--model.num_layers=2.5", "model.num_layers must be int"),
+        ("--model=3", "model must be a mapping"),
+    ],
+)
+def test_bad_types_name_the_key(tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_config(write(tmp_path, {}), [override])
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must look like --key=value"):
+        parse_override("--model.hidden_size")
+    with pytest.raises(ValueError, match="no such config file"):
+        load_config(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("model: [unclosed")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQ2SEQ_DATA", "/somewhere/else")
+    assert default_data_dir() == Path("/somewhere/else")
+    monkeypatch.delenv("SEQ2SEQ_DATA")
+    assert default_data_dir() == REPO.parent / "shared" / "data" / "multi30k"

@@ -1,0 +1,128 @@
+"""`seq2seq evaluate`: corpus BLEU and chrF (sacrebleu, 13a, cased) with their signatures.
+
+Three ways in:
+- `--model M --src F --ref F`: translate a source file and score it;
+- `--model M --data DIR --split NAME [--split ...]`: score splits of a `{split}.{lang}[.gz]`
+  directory, languages from the checkpoint (or `--src-lang/--tgt-lang`);
+- `--hyp F --ref F`: score existing translations, no model needed.
+Translations go through `seq2seq.Translator`, the object the server uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seq2seq import Translator
+from seq2seq.cli import UsageError
+from training.config import DataConfig
+from training.data import parallel_files, read_lines
+from training.metrics import corpus_scores
+
+
+@dataclass(frozen=True)
+class Job:
+    """One set to score: its name, source lines (None when hypotheses are given) and references."""
+
+    name: str
+    sources: list[str] | None
+    references: list[str]
+    hypotheses: list[str] | None = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `seq2seq evaluate`."""
+    parser.add_argument("--model", help="checkpoint to translate with (.pt)")
+    parser.add_argument("--src", help="source file, one sentence a line (plain or .gz)")
+    parser.add_argument("--ref", help="reference translations, aligned with --src or --hyp")
+    parser.add_argument("--hyp", help="score these translations instead of running a model")
+    parser.add_argument("--data", help="directory in the {split}.{lang}[.gz] layout")
+    parser.add_argument("--split", action="append", help="split of --data (repeatable)")
+    parser.add_argument("--src-lang", help="source language of --data (default: the model's)")
+    parser.add_argument("--tgt-lang", help="target language of --data (default: the model's)")
+    parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--hyp-out", help="write translations here ('{split}' is replaced)")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score every requested set and print the results."""
+    _check(args)
+    translator = Translator.load(args.model, device=args.device) if args.model else None
+    results = [score(job, translator, args) for job in jobs(args, translator)]
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        for result in results:
+            print(f"{result['set']}: BLEU {result['bleu']:.2f}  chrF {result['chrf']:.2f}  "
+                  f"({result['sentences']} sentences)")
+            print(f"  {result['bleu_signature']}\n  {result['chrf_signature']}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.hyp and (args.model or args.data):
+        raise UsageError("--hyp scores existing translations: give --ref, not --model or --data")
+    if not args.hyp and not args.model:
+        raise UsageError("give --model (with --src/--ref or --data/--split) or --hyp with --ref")
+    if args.data and not args.split:
+        raise UsageError("--data needs at least one --split (e.g. --split test_2016_flickr)")
+    if not args.data and not args.ref:
+        raise UsageError("--ref is required unless --data and --split are given")
+    if args.model and not args.data and not args.src:
+        raise UsageError("--model needs --src and --ref, or --data and --split")
+    if args.beam_size < 1 or args.batch_size < 1:
+        raise UsageError("--beam-size and --batch-size must be at least 1")
+    if args.hyp_out and args.split and len(args.split) > 1 and "{split}" not in args.hyp_out:
+        raise UsageError("with several --split, --hyp-out must contain '{split}'")
+
+
+def jobs(args: argparse.Namespace, translator: Translator | None) -> list[Job]:
+    """The sets named on the command line, with their lines read."""
+    if args.hyp:
+        return [_aligned(Job(Path(args.hyp).name, None, read_lines(Path(args.ref)),
+                             read_lines(Path(args.hyp))), args.hyp, args.ref)]
+    if args.src:
+        job = Job(Path(args.src).name, read_lines(Path(args.src)), read_lines(Path(args.ref)))
+        return [_aligned(job, args.src, args.ref)]
+    src_lang = args.src_lang or (translator.src_lang if translator else None)
+    tgt_lang = args.tgt_lang or (translator.tgt_lang if translator else None)
+    if not src_lang or not tgt_lang:
+        raise UsageError("the model names no languages: give --src-lang and --tgt-lang")
+    config = DataConfig(path=args.data, src_lang=src_lang, tgt_lang=tgt_lang)
+    found = []
+    for split in args.split:
+        src_path, ref_path = parallel_files(config, split)
+        job = Job(split, read_lines(src_path), read_lines(ref_path))
+        found.append(_aligned(job, str(src_path), str(ref_path)))
+    return found
+
+
+def _aligned(job: Job, first: str, reference: str) -> Job:
+    lines = job.hypotheses if job.sources is None else job.sources
+    if lines is not None and len(lines) != len(job.references):
+        raise ValueError(f"{first} has {len(lines)} lines but {reference} has "
+                         f"{len(job.references)}; they must be aligned line by line")
+    return job
+
+
+def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> dict[str, Any]:
+    """Translate (if needed), write hypotheses (if asked) and score one set."""
+    hypotheses = job.hypotheses
+    if hypotheses is None:
+        assert translator is not None and job.sources is not None
+        hypotheses = translator.translate(job.sources, beam_size=args.beam_size,
+                                          batch_size=args.batch_size)
+        if args.hyp_out:
+            out = Path(args.hyp_out.replace("{split}", job.name))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("".join(f"{line}\n" for line in hypotheses), encoding="utf-8")
+    result = {"set": job.name, **corpus_scores(hypotheses, job.references)}
+    if translator is not None:
+        result["beam_size"] = args.beam_size
+    return result

@@ -1,0 +1,125 @@
+"""`fit`: drive a `Trainer` until a limit, early stopping or a signal; log, validate, save.
+
+Stop decisions are agreed by all ranks every step, so DDP processes always leave together.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+from training import distributed
+from training.loop import Trainer, batch_stream, time_left
+
+
+class Meter:
+    """Loss and throughput since the last log line."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new window."""
+        self.loss, self.steps, self.tokens, self.started = 0.0, 0, 0, time.monotonic()
+
+    def add(self, loss: float, tokens: int) -> None:
+        """Count one step."""
+        self.loss, self.steps, self.tokens = self.loss + loss, self.steps + 1, self.tokens + tokens
+
+    def summary(self, world_size: int) -> dict[str, float]:
+        """Mean loss and target tokens per second (all ranks) of the window."""
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        return {"train_loss": round(self.loss / max(self.steps, 1), 4),
+                "tokens_per_s": round(self.tokens * world_size / seconds, 1)}
+
+
+def fit(trainer: Trainer) -> str:
+    """Train; returns why it stopped: max_steps, max_epochs, max_minutes, early_stopping, signal."""
+    config, context = trainer.config.train, trainer.context
+    started, meter = time.monotonic(), Meter()
+    bar = _bar(trainer)
+    reason, validated_at = "max_epochs", -1
+    for batch in batch_stream(trainer.batches, config.max_epochs):
+        tokens = batch.num_tokens
+        meter.add(trainer.train_step(batch), tokens)
+        trainer.progress.tokens += tokens
+        step = trainer.progress.step
+        _show(bar, meter, trainer, started)
+        if context.is_main and step % config.log_every == 0:
+            _log(trainer, meter, started)
+        if step % config.eval_every == 0:
+            trainer.validate()
+            validated_at = step
+        elif context.is_main and config.save_every and step % config.save_every == 0:
+            trainer.save(trainer.run_dir / "last.pt")
+        stop = _stop_reason(trainer, started)
+        if stop:
+            reason = stop
+            break
+    trainer.progress.elapsed += time.monotonic() - started
+    bar.close()
+    _finish(trainer, reason, validated_at)
+    return reason
+
+
+def _stop_reason(trainer: Trainer, started: float) -> str:
+    config, progress = trainer.config.train, trainer.progress
+    reasons = [
+        ("signal", trainer.stop_signal != 0),
+        ("early_stopping", progress.history.get("early_stop", 0.0) > 0),
+        ("max_steps", 0 < config.max_steps <= progress.step),
+        ("max_minutes", time_left(progress, started, config.max_minutes) <= 0),
+    ]
+    local = next((name for name, hit in reasons if hit), "")
+    if not distributed.any_rank(trainer.context, bool(local)):
+        return ""
+    return local or "other_rank"
+
+
+def _finish(trainer: Trainer, reason: str, validated_at: int) -> None:
+    """Validate the final weights (unless interrupted or just done), save last.pt, draw curves."""
+    if reason != "signal" and validated_at != trainer.progress.step:
+        trainer.validate()
+    elif trainer.context.is_main:
+        trainer.save(trainer.run_dir / "last.pt")
+    if trainer.context.is_main:
+        trainer.log.write({"step": trainer.progress.step, "stopped": reason,
+                           "elapsed_s": round(trainer.progress.elapsed, 1),
+                           "best_val_bleu": trainer.progress.best_bleu})
+        print(f"stopped at step {trainer.progress.step} ({reason}); "
+              f"best validation BLEU {trainer.progress.best_bleu:.2f}; "
+              f"checkpoints in {trainer.run_dir}", file=sys.stderr)
+
+
+def _log(trainer: Trainer, meter: Meter, started: float) -> None:
+    progress = trainer.progress
+    record: dict[str, Any] = {"step": progress.step, "epoch": trainer.batches.epoch,
+                              **meter.summary(trainer.context.world_size),
+                              "lr": progress.history.get("lr", 0.0),
+                              "elapsed_s": round(progress.elapsed + time.monotonic() - started, 1)}
+    trainer.log.write(record)
+    meter.reset()
+
+
+def _bar(trainer: Trainer) -> tqdm[Any]:
+    config = trainer.config.train
+    total = config.max_steps if config.max_steps > 0 else None
+    disable = not (config.progress and trainer.context.is_main and sys.stderr.isatty())
+    return tqdm(total=total, initial=trainer.progress.step, unit="step", disable=disable,
+                dynamic_ncols=True)
+
+
+def _show(bar: tqdm[Any], meter: Meter, trainer: Trainer, started: float) -> None:
+    if bar.disable:
+        return
+    bar.update(1)
+    summary = meter.summary(trainer.context.world_size)
+    left = time_left(trainer.progress, started, trainer.config.train.max_minutes)
+    postfix = {"loss": f"{summary['train_loss']:.3f}", "tok/s": f"{summary['tokens_per_s']:.0f}"}
+    if math.isfinite(left):
+        postfix["left"] = f"{left / 60:.1f}m"
+    bar.set_postfix(postfix, refresh=False)

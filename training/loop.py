@@ -1,0 +1,204 @@
+"""The training loop: teacher forcing, clipping, schedule, AMP, DDP, validation, checkpoints.
+
+`Trainer.fit` runs until a limit (steps, epochs, minutes), early stopping or a signal, keeps
+`best.pt` (best validation BLEU) and `last.pt` (everything needed to `--resume` exactly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from seq2seq import PAD_ID, Checkpoint, ModelConfig, Seq2Seq, TokenizerPair, save_checkpoint
+from seq2seq.checkpoint import load_checkpoint
+from training import distributed
+from training.batching import Batch
+from training.config import TrainConfig
+from training.metrics import MetricsLog
+from training.schedule import Schedule
+from training.state import capture_rng, restore_rng
+from training.validation import Validator
+
+
+@dataclass
+class Progress:
+    """Counters saved in `last.pt` so a resumed run continues where it stopped."""
+
+    step: int = 0
+    best_bleu: float = -1.0
+    bad_evals: int = 0
+    elapsed: float = 0.0
+    tokens: int = 0
+    history: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule and batches of one run."""
+
+    def __init__(self, config: TrainConfig, tokenizers: TokenizerPair, batches: Any,
+                 validator: Validator, context: distributed.Context) -> None:
+        self.config, self.tokenizers, self.context = config, tokenizers, context
+        self.batches, self.validator = batches, validator
+        self.run_dir = Path(config.run_dir)
+        self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
+        self.wrapped: torch.nn.Module = self.model
+        if context.distributed:
+            device_ids = [context.device] if context.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(self.model, device_ids=device_ids)
+        self.optimizer = build_optimizer(config, self.model)
+        self.schedule = Schedule(config.optim, max_steps=config.train.max_steps)
+        use_scaler = config.train.precision == "fp16"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.progress = Progress()
+        self.log = MetricsLog(self.run_dir)
+        self.stop_signal = 0
+
+    def train_step(self, batch: Batch) -> float:
+        """One optimizer step on `batch`; returns its mean token loss."""
+        batch = batch.to(self.context.device)
+        self.wrapped.train()
+        rate = self.schedule.apply(self.optimizer, self.progress.step + 1)
+        with self.autocast():
+            logits = self.wrapped(batch.src, batch.src_len, batch.tgt_in)  # [B, T, V]
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(),
+                                   ignore_index=PAD_ID,
+                                   label_smoothing=self.config.optim.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        self._clip()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.progress.step += 1
+        self.progress.history["lr"] = rate
+        return float(loss.detach())
+
+    def _clip(self) -> None:
+        if self.config.optim.clip_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_norm)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16/fp16 autocast as configured, or nothing for fp32."""
+        precision = self.config.train.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.context.device.type, dtype=dtype)
+
+    def validate(self) -> dict[str, Any]:
+        """Rank 0: validation loss and BLEU; saves best.pt when BLEU improved, then last.pt."""
+        record: dict[str, Any] = {}
+        if self.context.is_main:
+            with self.autocast():
+                record = self.validator.run(self.model)
+            record = {"step": self.progress.step, **record}
+            self._track_best(record)
+            self.log.write(record)
+            self.log.plot()
+            self.save(self.run_dir / "last.pt")
+        stop = distributed.broadcast_flag(self.context, self._patience_over())
+        self.progress.history["early_stop"] = float(stop)
+        return record
+
+    def _track_best(self, record: dict[str, Any]) -> None:
+        self.schedule.observe(record["val_bleu"])
+        if record["val_bleu"] > self.progress.best_bleu:
+            self.progress.best_bleu, self.progress.bad_evals = record["val_bleu"], 0
+            self.save(self.run_dir / "best.pt", export=True, extra={"val": record})
+        else:
+            self.progress.bad_evals += 1
+
+    def _patience_over(self) -> bool:
+        patience = self.config.train.early_stopping
+        return patience > 0 and self.progress.bad_evals >= patience
+
+    def save(self, path: Path, *, export: bool = False,
+             extra: dict[str, Any] | None = None) -> None:
+        """Atomically write a checkpoint; `export` leaves out the resume state."""
+        metadata = {"step": self.progress.step, "epoch": self.batches.epoch,
+                    "best_val_bleu": self.progress.best_bleu, "train_config": self.config.to_dict(),
+                    **(extra or {})}
+        checkpoint = Checkpoint.from_model(
+            self.model, self.tokenizers, src_lang=self.config.data.src_lang,
+            tgt_lang=self.config.data.tgt_lang, metadata=metadata,
+            training_state={} if export else self.training_state())
+        save_checkpoint(checkpoint, path)
+
+    def training_state(self) -> dict[str, Any]:
+        """Optimizer, schedule, scaler, RNG, data position and counters (tensors and primitives)."""
+        progress = self.progress
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng(),
+            "batches": self.batches.state_dict(),
+            "progress": {"step": progress.step, "best_bleu": progress.best_bleu,
+                         "bad_evals": progress.bad_evals, "elapsed": progress.elapsed,
+                         "tokens": progress.tokens},
+            "world_size": self.context.world_size,
+        }
+
+    def resume(self, path: Path) -> None:
+        """Load weights and the complete training state of `path` (a last.pt)."""
+        checkpoint = load_checkpoint(path)
+        state = checkpoint.training_state
+        if not state:
+            raise ValueError(f"{path}: has no training state to resume from (an exported model?)")
+        if state["world_size"] != self.context.world_size:
+            raise ValueError(f"{path}: written by {state['world_size']} processes, "
+                             f"resuming with {self.context.world_size}; use the same count")
+        self.model.load_state_dict(checkpoint.model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state_dict(state["batches"])
+        self.progress = Progress(**state["progress"])
+        restore_rng(state["rng"])
+
+
+def model_config(config: TrainConfig, tokenizers: TokenizerPair) -> ModelConfig:
+    """The network's config: the preset's sizes and the tokenizers' vocabularies."""
+    sizes = config.model
+    return ModelConfig(
+        tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
+        embedding_size=sizes.embedding_size, hidden_size=sizes.hidden_size,
+        num_layers=sizes.num_layers, dropout=sizes.dropout, reverse_source=sizes.reverse_source,
+        tie_embeddings=sizes.tie_embeddings, init_range=sizes.init_range)
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adam or AdamW as configured (the rate is set by the schedule every step)."""
+    optim = config.optim
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if optim.optimizer not in kinds:
+        raise ValueError(f"optim.optimizer must be adam or adamw, got {optim.optimizer!r}")
+    if len(optim.betas) != 2:
+        raise ValueError(f"optim.betas must have two values, got {optim.betas}")
+    betas = (optim.betas[0], optim.betas[1])
+    optimizer: torch.optim.Optimizer = kinds[optim.optimizer](
+        model.parameters(), lr=optim.lr, betas=betas, weight_decay=optim.weight_decay)
+    return optimizer
+
+
+def batch_stream(batches: Any, max_epochs: int) -> Iterator[Batch]:
+    """Batches across epochs until `max_epochs` (0: forever); `batches` keeps the position."""
+    while max_epochs <= 0 or batches.epoch < max_epochs:
+        yield from batches
+        batches.next_epoch()
+
+
+def time_left(progress: Progress, started: float, max_minutes: float) -> float:
+    """Seconds of the wall-clock budget left (inf without one)."""
+    if max_minutes <= 0:
+        return math.inf
+    return max_minutes * 60.0 - (progress.elapsed + time.monotonic() - started)

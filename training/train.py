@@ -1,0 +1,187 @@
+"""`seq2seq train CONFIG.yaml [--key=value ...] [--resume]`, and `train_from_config` for Python.
+
+Prepares a run directory (SentencePiece models trained once and reused, encoded data in an
+Arrow cache), builds the `Trainer` and runs `fit`. Under `torchrun` every rank trains on its
+shard of the batches and only rank 0 writes files and evaluates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+
+from seq2seq import Tokenizer, TokenizerPair
+from training import distributed
+from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
+from training.config import TrainConfig, load_config
+from training.data import encode_split, encode_stream, iter_pairs, load_split
+from training.fit import fit
+from training.loop import Trainer
+from training.validation import Validator
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: its best checkpoint and why it stopped."""
+
+    best: Path
+    reason: str
+    exit_code: int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `seq2seq train`."""
+    parser.add_argument("config", help="YAML preset, e.g. training/configs/multi30k_de_en.yaml")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue exactly from RUN_DIR/last.pt")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key=value",
+                        help="config overrides, e.g. --model.hidden_size=256 --train.max_steps=100")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as the parsed command line says; returns the exit status."""
+    overrides = [item for item in args.overrides if item != "--resume"]
+    resume = bool(args.resume) or len(overrides) < len(args.overrides)
+    return train(load_config(args.config, overrides), resume=resume).exit_code
+
+
+def train_from_config(
+    config_path: str, overrides: Sequence[str] = (), *, resume: bool = False
+) -> Path:
+    """Train from a YAML file plus `--key=value` overrides; returns the best checkpoint's path."""
+    return train(load_config(config_path, list(overrides)), resume=resume).best
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> Outcome:
+    """Run one training job described by `config`."""
+    datasets.disable_progress_bars()
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    last = Path(config.run_dir) / "last.pt"
+    if resume and not last.is_file():
+        raise ValueError(f"{last}: no such checkpoint file, nothing to resume")
+    context = distributed.setup(config.train.device)
+    try:
+        torch.manual_seed(config.seed)
+        trainer = build_trainer(config, context)
+        if resume:
+            trainer.resume(Path(config.run_dir) / "last.pt")
+        with stop_on_signals(trainer):
+            reason = fit(trainer)
+    finally:
+        distributed.teardown(context)
+    code = 128 + trainer.stop_signal if trainer.stop_signal else 0
+    return Outcome(Path(config.run_dir) / "best.pt", reason, code)
+
+
+def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
+    """Tokenizers, data and model for `config`, prepared by rank 0 and shared through files."""
+    run_dir = Path(config.run_dir)
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tokenizers = prepare_tokenizers(config)
+        _ = prepare_train_data(config, tokenizers, context)
+    distributed.barrier(context)
+    tokenizers = prepare_tokenizers(config)
+    batches = prepare_train_data(config, tokenizers, context)
+    validator = prepare_validator(config, tokenizers) if context.is_main else None
+    return Trainer(config, tokenizers, batches, validator, context)  # type: ignore[arg-type]
+
+
+def tokenizer_paths(config: TrainConfig) -> tuple[Path, Path]:
+    """Where the run keeps its SentencePiece models (one file when joint)."""
+    run_dir = Path(config.run_dir)
+    if config.tokenizer.joint:
+        return run_dir / "spm.joint.model", run_dir / "spm.joint.model"
+    data = config.data
+    return run_dir / f"spm.{data.src_lang}.model", run_dir / f"spm.{data.tgt_lang}.model"
+
+
+def prepare_tokenizers(config: TrainConfig) -> TokenizerPair:
+    """Load the run's SentencePiece models, training them on the training split if absent."""
+    src_path, tgt_path = tokenizer_paths(config)
+    if src_path.is_file() and tgt_path.is_file():
+        return TokenizerPair(Tokenizer.load(str(src_path)), Tokenizer.load(str(tgt_path)))
+    pairs = list(_training_pairs(config))
+    if not pairs:
+        raise ValueError(f"the {config.data.train_split!r} split has no sentence pairs")
+    settings = config.tokenizer
+    try:
+        tokenizers = TokenizerPair.train(pairs, vocab_size=settings.vocab_size,
+                                         joint=settings.joint, model_type=settings.model_type,
+                                         seed=config.seed)
+    except RuntimeError as error:  # SentencePiece reports bad settings as RuntimeError
+        raise ValueError(f"SentencePiece training failed: {str(error).splitlines()[0]}") from error
+    tokenizers.src.save(str(src_path))
+    tokenizers.tgt.save(str(tgt_path))
+    return tokenizers
+
+
+def _training_pairs(config: TrainConfig, limit: int = 1_000_000) -> Iterator[tuple[str, str]]:
+    data = config.data
+    if data.format == "hub":
+        rows = load_split(data, data.train_split)
+        pairs: Iterator[tuple[str, str]] = ((row["src"], row["tgt"]) for row in rows)
+    else:
+        pairs = iter_pairs(data, data.train_split)
+    for number, pair in enumerate(pairs):
+        if number >= limit:
+            return
+        yield pair
+
+
+def cache_dir(config: TrainConfig) -> Path:
+    """The Arrow cache of encoded splits."""
+    return Path(config.data.cache_dir or Path(config.run_dir) / "cache")
+
+
+def prepare_train_data(config: TrainConfig, tokenizers: TokenizerPair,
+                       context: distributed.Context) -> Any:
+    """Batches of the training split for this rank: in memory (cached) or streamed."""
+    loop, data = config.train, config.data
+    if data.streaming:
+        stream = encode_stream(data, data.train_split, tokenizers)
+        return StreamBatches(stream, batch_tokens=loop.batch_tokens,
+                             max_sentences=loop.max_sentences, seed=config.seed,
+                             rank=context.rank, world_size=context.world_size)
+    dataset = encode_split(data, data.train_split, tokenizers, cache_dir(config), filter_=True)
+    lengths = list(zip(map(len, dataset["src_ids"]), map(len, dataset["tgt_ids"]), strict=True))
+    sampler = TokenBatchSampler(lengths, batch_tokens=loop.batch_tokens,
+                                max_sentences=loop.max_sentences, seed=config.seed,
+                                rank=context.rank, world_size=context.world_size)
+    return DatasetBatches(dataset, sampler)
+
+
+def prepare_validator(config: TrainConfig, tokenizers: TokenizerPair) -> Validator:
+    """The validation split, encoded and cleaned but not length-filtered."""
+    data = config.data
+    dataset = encode_split(data, data.valid_split, tokenizers, cache_dir(config), filter_=False)
+    return Validator(dataset, tokenizers, sentences=config.train.eval_sentences,
+                     beam_size=config.train.eval_beam_size, batch_tokens=config.train.batch_tokens)
+
+
+@contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the loop to save last.pt and stop (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        trainer.stop_signal = signum
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
