@@ -95,12 +95,13 @@ def free_port() -> int:
 class Server:
     """`seq2seq serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, model: str, *, max_batch_size: int, beam_size: int, threads: int) -> None:
+    def __init__(self, args: argparse.Namespace, *, max_batch_size: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", model,
-                   "--port", str(self.port), "--device", "cpu", "--beam-size", str(beam_size),
-                   "--max-batch-size", str(max_batch_size), "--threads", str(threads)]
+        command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", args.model,
+                   "--port", str(self.port), "--device", "cpu",
+                   "--beam-size", str(args.beam_size), "--threads", str(args.threads),
+                   "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
         env = {**os.environ, "SEQ2SEQ_LOG_LEVEL": "warning", "SEQ2SEQ_MAX_QUEUE_SIZE": "1024"}
         self.process = subprocess.Popen(command, env=env)
 
@@ -220,8 +221,10 @@ def report(phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.
         (f"RSS growth over {memory.sent} requests: {growth:+.1f}%", growth < 10),
     ]
     targets = "\n".join(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks)
+    threads = args.threads or "default"
     return (f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
-            f"request over loopback (httpx.AsyncClient), server on CPU; each phase is capped at "
+            f"request over loopback (httpx.AsyncClient), server on CPU with {threads} torch "
+            f"thread(s), max wait {args.max_wait_ms} ms; each phase is capped at "
             f"{args.max_seconds:.0f} s.\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
             f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n")
 
@@ -229,17 +232,17 @@ def report(phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.
 def main() -> None:
     args = parse_args()
     wait_for_quiet(args.wait_minutes)
+    load_before = Path("/proc/loadavg").read_text().split()[0]
     texts, source = sentences()
-    server = Server(args.model, max_batch_size=args.max_batch_size, beam_size=args.beam_size,
-                    threads=args.threads)
+    server = Server(args, max_batch_size=args.max_batch_size)
     try:
         server.wait_ready()
         phases = measure(server, texts, args)
         memory = run_phase(server, "batched, memory run", texts, requests=args.rss_requests,
-                           concurrency=32, max_seconds=args.max_seconds * 3)
+                           concurrency=32, max_seconds=args.max_seconds * 2.5)
     finally:
         server.stop()
-    plain = Server(args.model, max_batch_size=1, beam_size=args.beam_size, threads=args.threads)
+    plain = Server(args, max_batch_size=1)
     try:
         plain.wait_ready()
         run_phase(plain, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
@@ -248,6 +251,9 @@ def main() -> None:
     finally:
         plain.stop()
     body = report(phases, unbatched, memory, args, source)
+    load_after = Path("/proc/loadavg").read_text().split()[0]
+    body += (f"\nLoad average (1 min) {load_before} before, {load_after} after: the load "
+             f"generator shares the CPU with the server, and so does anything else running.\n")
     print(body)
     if args.write:
         write_section("Serving load", body)
@@ -260,10 +266,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="requests per phase")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--rss-requests", type=int, default=10_000, help="memory run length")
-    parser.add_argument("--max-seconds", type=float, default=120, help="cap per phase")
+    parser.add_argument("--max-seconds", type=float, default=240, help="cap per phase")
     parser.add_argument("--beam-size", type=int, default=1, help="server default beam")
     parser.add_argument("--max-batch-size", type=int, default=64, help="batched server")
-    parser.add_argument("--threads", type=int, default=0, help="server torch threads; 0: default")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="server torch threads (0: torch's default, one per core)")
+    parser.add_argument("--max-wait-ms", type=float, default=10, help="batch fill wait")
     parser.add_argument("--wait-minutes", type=float, default=30, help="quiet-window wait cap")
     parser.add_argument("--no-write", dest="write", action="store_false",
                         help="print only; leave BENCHMARKS.md alone")
