@@ -196,11 +196,7 @@ class Batcher:
             self._free_since = time.monotonic()
         seconds = time.perf_counter() - started
         self._report(BatchStats(len(texts), sum(job.tokens for job in batch), seconds))
-        position = 0
-        for job in batch:
-            if not job.future.done():
-                job.future.set_result(outputs[position : position + len(job.texts)])
-            position += len(job.texts)
+        _answer(batch, outputs)
 
     def _report(self, stats: BatchStats) -> None:
         if self.on_batch is not None:
@@ -212,6 +208,15 @@ class Batcher:
         while not self._queue.empty():
             jobs.append(self._queue.get_nowait())
         return jobs
+
+
+def _answer(batch: list[Job], outputs: list[str]) -> None:
+    """Give each job its slice of `outputs`; abandoned jobs are skipped."""
+    position = 0
+    for job in batch:
+        if not job.future.done():
+            job.future.set_result(outputs[position : position + len(job.texts)])
+        position += len(job.texts)
 
 
 def _fail(jobs: list[Job], error: BaseException) -> None:

@@ -88,20 +88,26 @@ async def translate(
     field, indexed = body.input_field()
     _check_texts(texts, settings, field=field, indexed=indexed)
     _check_languages(body, translator)
-    beam_size = body.beam_size or settings.beam_size
-    if beam_size > settings.max_beam_size:
-        raise validation_error(("body", "beam_size"),
-                               f"beam_size must be at most {settings.max_beam_size}", "too_large")
+    beam_size = _beam_size(body, settings)
     tokens = sum(len(ids) for ids in translator.encode(texts))
     outputs = await _translate(request, texts, tokens=tokens, beam_size=beam_size)
     return TranslateResponse(
         translations=outputs,
         translation=outputs[0] if body.text is not None else None,
-        translatedText=(outputs[0] if isinstance(body.q, str) else outputs) if body.q else None,
+        translatedText=body.libretranslate_answer(outputs),
         model=request.app.state.model_id,
         beam_size=beam_size,
         time_ms=round((time.perf_counter() - started) * 1000, 2),
     )
+
+
+def _beam_size(body: TranslateRequest, settings: Settings) -> int:
+    """The request's beam size or the server's default; 422 over the configured maximum."""
+    beam_size = body.beam_size or settings.beam_size
+    if beam_size > settings.max_beam_size:
+        raise validation_error(("body", "beam_size"),
+                               f"beam_size must be at most {settings.max_beam_size}", "too_large")
+    return beam_size
 
 
 def _check_texts(texts: list[str], settings: Settings, *, field: str, indexed: bool) -> None:

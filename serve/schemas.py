@@ -79,6 +79,12 @@ class TranslateRequest(BaseModel):
             return "texts", True
         return "q", isinstance(self.q, list)
 
+    def libretranslate_answer(self, outputs: list[str]) -> str | list[str] | None:
+        """`translatedText` in the shape of `q` (None when `q` was not used)."""
+        if self.q is None:
+            return None
+        return outputs[0] if isinstance(self.q, str) else outputs
+
     def inputs(self) -> list[str]:
         """The texts to translate, in order."""
         if self.text is not None:
