@@ -88,6 +88,7 @@ def _limits(settings: Settings) -> BatchLimits:
         max_batch_size=settings.max_batch_size,
         max_batch_tokens=settings.max_batch_tokens,
         max_wait_ms=settings.max_wait_ms,
+        rejoin_wait_ms=settings.rejoin_wait_ms,
         max_queue_size=settings.max_queue_size,
     )
 

@@ -4,7 +4,12 @@ Requests wait in a bounded asyncio queue. One worker task takes the oldest reque
 most `max_wait_ms` (counted from its arrival, or from the end of the previous call if that is
 later) for others with the same decoding options (beam size) until `max_batch_size` sentences
 or `max_batch_tokens` source subwords are reached, and runs a single translate call on one
-worker thread, off the event loop. Each request's future gets its own translations.
+worker thread, off the event loop. When the last call ended with N requests in the system (its
+own and those queued meanwhile), the next batch waits up to `rejoin_wait_ms` more for N: the
+clients just answered usually send their next request at once, and without this wait they
+trail one batch behind the others (closed-loop clients at concurrency 32 then split into
+alternating batches of 26 and 6 instead of one of 32). Each request's future gets its own
+translations.
 A request that timed out or whose client went away is cancelled: if it has not started it is
 dropped from its batch, and a result that arrives late is discarded, so nothing accumulates.
 """
@@ -57,6 +62,7 @@ class BatchLimits:
     max_batch_size: int = 64
     max_batch_tokens: int = 6000
     max_wait_ms: float = 10.0
+    rejoin_wait_ms: float = 50.0
     max_queue_size: int = 256
 
 
@@ -78,6 +84,7 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
         self._worker: asyncio.Task[None] | None = None
         self._free_since = time.monotonic()  # when the last translate call ended
+        self._expected = 0  # requests in the system when the last call ended (its own included)
 
     @property
     def depth(self) -> int:
@@ -129,34 +136,42 @@ class Batcher:
         """The oldest waiting group of equal options, filled until full or its wait expires."""
         if not any(self._held.values()):
             self._hold(await self._queue.get())
-        beam_size = min(
-            (jobs[0].enqueued, beam) for beam, jobs in self._held.items() if jobs
-        )[1]
-        group = self._held[beam_size]
-        # Wait from the later of the first arrival and the end of the last call: clients that
-        # just got their answers resubmit in that window and join, rather than trailing behind.
+        group = self._oldest_group()
+        # Waits count from the later of the first arrival and the end of the last call.
         start = max(group[0].enqueued, self._free_since)
-        deadline = start + self.limits.max_wait_ms / 1000
-        while not self._full(group) and (remaining := deadline - time.monotonic()) > 0:
-            try:
-                self._hold(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
-                break
-        while not self._full(group):  # take what already waits without waiting more
-            try:
-                self._hold(self._queue.get_nowait())
-            except asyncio.QueueEmpty:
-                break
+        await self._fill(group, start + self.limits.max_wait_ms / 1000, self.limits.max_batch_size)
+        # Clients answered by the last call usually send their next request at once: wait a
+        # little longer for them rather than run a small batch ahead of theirs.
+        target = min(self._expected, self.limits.max_batch_size)
+        if _sentences(group) < target:
+            await self._fill(group, start + self.limits.rejoin_wait_ms / 1000, target)
+        await self._fill(group, 0.0, self.limits.max_batch_size)  # what waits already
         return self._take(group)
+
+    def _oldest_group(self) -> deque[Job]:
+        beam_size = min((jobs[0].enqueued, beam) for beam, jobs in self._held.items() if jobs)[1]
+        return self._held[beam_size]
+
+    async def _fill(self, group: deque[Job], deadline: float, target: int) -> None:
+        """Move arrivals into their groups until `group` has `target` sentences, is full, or
+        `deadline` (monotonic seconds) passes; then take what is queued without waiting."""
+        while not self._full(group) and _sentences(group) < target:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    self._hold(await asyncio.wait_for(self._queue.get(), remaining))
+                else:
+                    self._hold(self._queue.get_nowait())
+            except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                break
 
     def _hold(self, job: Job) -> None:
         self._held.setdefault(job.beam_size, deque()).append(job)
 
     def _full(self, group: deque[Job]) -> bool:
-        live = [job for job in group if not job.future.done()]
-        sentences = sum(len(job.texts) for job in live)
-        tokens = sum(job.tokens for job in live)
-        return sentences >= self.limits.max_batch_size or tokens >= self.limits.max_batch_tokens
+        tokens = sum(job.tokens for job in group if not job.future.done())
+        return (_sentences(group) >= self.limits.max_batch_size
+                or tokens >= self.limits.max_batch_tokens)
 
     def _take(self, group: deque[Job]) -> list[Job]:
         """Pop live jobs from the front of `group` while they fit (always at least one)."""
@@ -194,6 +209,7 @@ class Batcher:
             return
         finally:
             self._free_since = time.monotonic()
+            self._expected = len(texts) + self.depth
         seconds = time.perf_counter() - started
         self._report(BatchStats(len(texts), sum(job.tokens for job in batch), seconds))
         _answer(batch, outputs)
@@ -208,6 +224,11 @@ class Batcher:
         while not self._queue.empty():
             jobs.append(self._queue.get_nowait())
         return jobs
+
+
+def _sentences(group: deque[Job]) -> int:
+    """Sentences of the jobs in `group` that are still wanted."""
+    return sum(len(job.texts) for job in group if not job.future.done())
 
 
 def _answer(batch: list[Job], outputs: list[str]) -> None:

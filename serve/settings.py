@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     """Source subwords per batched translate call."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
     """How long the first request of a batch waits for company."""
+    rejoin_wait_ms: float = Field(default=50.0, ge=0, le=10_000)
+    """How long a batch smaller than the previous one waits for that one's clients; 0: never."""
     max_queue_size: int = Field(default=256, ge=1)
     """Requests waiting for translation before new ones get 503."""
     request_timeout_s: float = Field(default=30.0, gt=0)
