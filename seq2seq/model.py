@@ -41,11 +41,40 @@ class Encoder(nn.Module):
         if self.reverse_source:
             src = reverse_padded(src, src_len)  # [B, S]
         embedded = self.dropout(self.embedding(src))  # [B, S, E]
-        packed = pack_padded_sequence(
-            embedded, src_len.cpu(), batch_first=True, enforce_sorted=False
-        )
+        lengths = src_len.cpu()  # [B]
+        if self.training or bool((lengths == lengths[0]).all()):
+            return run_to_lengths(self.lstm, embedded, lengths)
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         _, (h, c) = self.lstm(packed)  # [L, B, H] each, in the input's row order
         return h, c
+
+
+def run_to_lengths(lstm: nn.LSTM, inputs: Tensor, lengths: Tensor) -> State:
+    """The final (h, c) of every layer at each row's own length, without packing.
+
+    Rows are sorted longest first and the LSTM runs once per distinct length, over the steps
+    since the previous one, for the rows still going, carrying (h, c) across. Each call is
+    one fused (oneDNN on CPU, cuDNN on GPU) LSTM. In training this beats a packed sequence,
+    whose backward pass on the CPU builds a full-size gradient buffer for every time step;
+    in inference it is used when all lengths are equal (a single call, as at batch size 1).
+    inputs [B, S, E] (batch first), lengths [B] on the CPU -> (h, c), each [L, B, H].
+    """
+    order = torch.argsort(lengths, descending=True, stable=True)  # [B]
+    sorted_lengths = lengths[order].tolist()
+    inputs = inputs.index_select(0, order.to(inputs.device))  # [B, S, E], longest first
+    finals: list[State] = []
+    state: State | None = None
+    start, live = 0, len(sorted_lengths)
+    for end in sorted(set(sorted_lengths)):
+        _, (h, c) = lstm(inputs[:live, start:end], state)  # [L, live, H] each
+        done = sorted_lengths.count(end)  # the last `done` live rows end here
+        finals.append((h[:, live - done : live], c[:, live - done : live]))
+        start, live = end, live - done
+        state = (h[:, :live].contiguous(), c[:, :live].contiguous())
+    inverse = torch.argsort(order).to(inputs.device)  # [B]
+    h = torch.cat([part[0] for part in reversed(finals)], dim=1)  # [L, B, H], sorted order
+    c = torch.cat([part[1] for part in reversed(finals)], dim=1)  # [L, B, H]
+    return h.index_select(1, inverse), c.index_select(1, inverse)
 
 
 class Decoder(nn.Module):
@@ -68,9 +97,35 @@ class Decoder(nn.Module):
 
     def forward(self, tgt_in: Tensor, state: State) -> tuple[Tensor, State]:
         """tgt_in [B, T] ids -> logits [B, T, V] and the state after the last step."""
+        outputs, state = self.states(tgt_in, state)  # [B, T, H]
+        return self.output(outputs), state  # [B, T, V]
+
+    def states(self, tgt_in: Tensor, state: State) -> tuple[Tensor, State]:
+        """tgt_in [B, T] ids -> top-layer outputs [B, T, H] (dropout applied), last state."""
         embedded = self.dropout(self.embedding(tgt_in))  # [B, T, E]
         outputs, state = self.lstm(embedded, state)  # [B, T, H]
-        return self.output(self.dropout(outputs)), state  # [B, T, V]
+        return self.dropout(outputs), state
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step, tokens [B] -> logits [B, V], through `lstm_cell` on the LSTM's own weights.
+
+        The same arithmetic as running `self.lstm` on a length-1 sequence, without the
+        sequence machinery, which at small batches costs more than the step itself.
+        """
+        if not isinstance(self.lstm, nn.LSTM):  # e.g. a dynamically quantized LSTM
+            logits, state = self(tokens.unsqueeze(1), state)  # [B, 1, V]
+            return logits.squeeze(1), state
+        inputs = self.dropout(self.embedding(tokens))  # [B, E]
+        hs, cs = [], []
+        for layer, weights in enumerate(self.lstm.all_weights):  # w_ih, w_hh, b_ih, b_hh
+            if layer > 0 and self.training:
+                inputs = nn.functional.dropout(inputs, self.lstm.dropout)
+            h, c = torch.lstm_cell(inputs, (state[0][layer], state[1][layer]), *weights)
+            hs.append(h)  # [B, H]
+            cs.append(c)
+            inputs = h
+        logits = self.output(self.dropout(inputs))  # [B, V]
+        return logits, (torch.stack(hs), torch.stack(cs))  # [L, B, H] each
 
 
 class Seq2Seq(nn.Module):
@@ -97,13 +152,26 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
         """One decoder step: tokens [B] -> logits [B, V] and the next state."""
-        logits, state = self.decoder(tokens.unsqueeze(1), state)  # [B, 1, V]
-        return logits.squeeze(1), state  # [B, V]
+        return self.decoder.step(tokens, state)  # type: ignore[no-any-return]
 
     def forward(self, src: Tensor, src_len: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: src [B, S], tgt_in [B, T] (BOS + target) -> logits [B, T, V]."""
         logits, _ = self.decoder(tgt_in, self.encode(src, src_len))  # [B, T, V]
         return logits  # type: ignore[no-any-return]
+
+    def decoder_states(self, src: Tensor, src_len: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher forcing up to the output projection: [B, T, H], dropout applied.
+
+        `project(states[tgt_out != PAD_ID])` gives the logits of the real target tokens only,
+        so padding costs neither the projection nor the softmax:
+        the cross-entropy is the same as over `forward`'s logits with `ignore_index=PAD_ID`.
+        """
+        states, _ = self.decoder.states(tgt_in, self.encode(src, src_len))  # [B, T, H]
+        return states  # type: ignore[no-any-return]
+
+    def project(self, states: Tensor) -> Tensor:
+        """Decoder outputs [..., H] -> logits [..., V]."""
+        return self.decoder.output(states)  # type: ignore[no-any-return]
 
     def num_parameters(self) -> int:
         """Trainable parameters, tied weights counted once."""

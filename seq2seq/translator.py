@@ -18,6 +18,7 @@ from torch import Tensor
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
 from seq2seq.config import PAD_ID
 from seq2seq.model import Seq2Seq
+from seq2seq.precision import Precision, check_precision, convert
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 from seq2seq.tokenizer import TokenizerPair
 
@@ -64,28 +65,43 @@ class Translator:
         tgt_lang: str | None = None,
         metadata: dict[str, Any] | None = None,
         max_input_tokens: int = 256,
+        precision: Precision = "fp32",
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        check_precision(precision, self.device)
+        self.precision = precision
+        self.model = convert(model.to(self.device).eval(), precision, self.device)
         self.tokenizers = tokenizers
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.metadata = dict(metadata or {})
         self.max_input_tokens = max_input_tokens
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> Translator:
-        """Load a checkpoint file (raises `CheckpointError` with a one-line reason)."""
-        return cls.from_checkpoint(load_checkpoint(path), device=device)
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        precision: Precision = "fp32",
+    ) -> Translator:
+        """Load a checkpoint file (raises `CheckpointError` with a one-line reason).
+
+        `precision` is "fp32", "bf16" or "int8" (CPU only); see `seq2seq.precision`.
+        """
+        return cls.from_checkpoint(load_checkpoint(path), device=device, precision=precision)
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Checkpoint, device: str | torch.device = "auto"
+        cls,
+        checkpoint: Checkpoint,
+        device: str | torch.device = "auto",
+        precision: Precision = "fp32",
     ) -> Translator:
         """Wrap an in-memory checkpoint, as training does for validation."""
         return cls(
             checkpoint.build_model(),
             checkpoint.tokenizers,
             device=device,
+            precision=precision,
             src_lang=checkpoint.src_lang,
             tgt_lang=checkpoint.tgt_lang,
             metadata=checkpoint.metadata,
@@ -181,6 +197,7 @@ class Translator:
             "config": self.model.config.to_dict(),
             "parameters": self.model.num_parameters(),
             "device": str(self.device),
+            "precision": self.precision,
             "metadata": self.metadata,
         }
 

@@ -1,0 +1,54 @@
+"""Inference precision: fp32 as trained, bf16 weights and activations, or int8 dynamic quantisation.
+
+`Translator(..., precision=...)` calls `convert`; the checkpoint always stores fp32 weights,
+so a precision is a property of a loaded model, never of a file.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from seq2seq.model import Seq2Seq
+
+Precision = Literal["fp32", "bf16", "int8"]
+"""fp32: as trained. bf16: weights and activations in bfloat16 (fp32 softmax in beam search).
+int8: LSTM and Linear weights in int8, activations quantised per batch (CPU only)."""
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise `ValueError` for an unknown precision or one the device cannot run."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"precision 'int8' runs on the CPU only, not on {device.type}")
+
+
+def convert(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
+    """`model` (already on `device`, eval mode) ready to run at `precision`.
+
+    int8 works on a copy, since quantisation replaces modules; bf16 converts in place.
+    """
+    check_precision(precision, device)
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return quantize_int8(model)
+    return model
+
+
+def quantize_int8(model: Seq2Seq) -> Seq2Seq:
+    """A copy with int8 weights in every nn.LSTM and nn.Linear (dynamic quantisation)."""
+    with warnings.catch_warnings():  # torch.ao.quantization warns that it will move to torchao
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        quantized = quantize_dynamic(  # type: ignore[no-untyped-call]
+            copy.deepcopy(model), {nn.LSTM, nn.Linear}, dtype=torch.qint8
+        )
+    return quantized  # type: ignore[no-any-return]
