@@ -8,6 +8,7 @@ shard of the batches and only rank 0 writes files and evaluates.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -64,8 +65,7 @@ def train_from_config(
 def train(config: TrainConfig, *, resume: bool = False) -> Outcome:
     """Run one training job described by `config`."""
     datasets.disable_progress_bars()
-    if config.train.threads > 0:
-        torch.set_num_threads(config.train.threads)
+    set_threads(config.train.threads)
     last = Path(config.run_dir) / "last.pt"
     if resume and not last.is_file():
         raise ValueError(f"{last}: no such checkpoint file, nothing to resume")
@@ -81,6 +81,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> Outcome:
         distributed.teardown(context)
     code = 128 + trainer.stop_signal if trainer.stop_signal else 0
     return Outcome(Path(config.run_dir) / "best.pt", reason, code)
+
+
+def set_threads(threads: int) -> None:
+    """Use `threads` CPU threads; 0 splits the cores among the processes of this machine."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if threads <= 0 and processes > 1:
+        threads = max(1, (os.cpu_count() or 1) // processes)
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:

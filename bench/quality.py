@@ -1,0 +1,152 @@
+"""Translation quality on a CPU budget: train the Multi30k de->en preset, then score it.
+
+`python -m bench.quality --minutes 20` trains `training/configs/multi30k_de_en.yaml` for that
+many wall-clock minutes (two single-threaded DDP processes on a 2-core machine by default),
+then reports BLEU and chrF (sacrebleu 13a, cased) on val and the three test sets, greedy and
+beam 5, in the "Translation quality (Multi30k de->en)" section of BENCHMARKS.md.
+While it runs, /tmp/seq2seq-quiet exists so that other heavy jobs can wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.report import write_section
+from seq2seq import Translator
+from training.config import REPO, default_data_dir, load_config
+from training.data import parallel_files, read_lines
+from training.metrics import corpus_scores
+
+SECTION = "Translation quality (Multi30k de->en)"
+PRESET = REPO / "training" / "configs" / "multi30k_de_en.yaml"
+SPLITS = ("val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")
+QUIET = Path("/tmp/seq2seq-quiet")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Other --key=value arguments override the preset.",
+    )
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="DDP processes (CPU: 1 thread each)")
+    parser.add_argument("--run-dir", default="runs/quality", help="fresh or reused run directory")
+    parser.add_argument("--config", default=str(PRESET), help="training preset")
+    parser.add_argument("--skip-training", action="store_true", help="only score RUN_DIR/best.pt")
+    parser.add_argument("--no-report", action="store_true",
+                        help="print, do not touch BENCHMARKS.md")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), help="sets to score")
+    args, overrides = parser.parse_known_args()
+    if any(not item.startswith("--") or "=" not in item for item in overrides):
+        parser.error(f"unrecognized arguments (config overrides are --key=value): {overrides}")
+    args.overrides = overrides
+    return args
+
+
+def train(args: argparse.Namespace) -> float:
+    """Run `seq2seq train` (under torchrun when --processes > 1); returns wall seconds."""
+    budget = load_config(args.config).train.batch_tokens
+    overrides = [f"--run_dir={args.run_dir}", f"--train.max_minutes={args.minutes}",
+                 f"--train.batch_tokens={budget // args.processes}", "--train.progress=false",
+                 *args.overrides]
+    command = [sys.executable, "-m", "seq2seq.cli", "train", args.config, *overrides]
+    if args.processes > 1:
+        command[1:3] = ["-m", "torch.distributed.run", "--standalone",
+                        f"--nproc-per-node={args.processes}", "-m", "seq2seq.cli"]
+    started = time.monotonic()
+    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return time.monotonic() - started
+
+
+def training_facts(run_dir: Path) -> dict[str, Any]:
+    """Steps, epochs, throughput and best validation BLEU from metrics.jsonl."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    logs = [r for r in records if "tokens_per_s" in r]
+    end = [r for r in records if "stopped" in r][-1]
+    return {"steps": end["step"], "epochs": logs[-1]["epoch"] if logs else 0,
+            "tokens_per_s": sum(r["tokens_per_s"] for r in logs) / max(len(logs), 1),
+            "elapsed_s": end["elapsed_s"], "stopped": end["stopped"],
+            "best_val_bleu": end["best_val_bleu"]}
+
+
+def score_splits(model: Path, splits: list[str]) -> list[dict[str, Any]]:
+    """BLEU/chrF of greedy and beam-5 translations of every split."""
+    translator = Translator.load(model, device="cpu")
+    config = load_config(PRESET).data
+    rows = []
+    for split in splits:
+        src_path, ref_path = parallel_files(config, split)
+        sources, references = read_lines(src_path), read_lines(ref_path)
+        row: dict[str, Any] = {"split": split}
+        for beam in (1, 5):
+            started = time.monotonic()
+            hypotheses = translator.translate(sources, beam_size=beam, batch_size=64)
+            row[f"beam{beam}"] = {**corpus_scores(hypotheses, references),
+                         "seconds": round(time.monotonic() - started, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def report(args: argparse.Namespace, facts: dict[str, Any], rows: list[dict[str, Any]],
+           wall: float | None) -> str:
+    """The BENCHMARKS.md section body."""
+    config = load_config(args.config, [f"--run_dir={args.run_dir}", *args.overrides])
+    model = config.model
+    lines = [
+        f"Preset `{Path(args.config).name}` ({' '.join(args.overrides) or 'no overrides'}): "
+        f"embedding {model.embedding_size}, hidden {model.hidden_size}, {model.num_layers} "
+        f"layers, vocab {config.tokenizer.vocab_size} per language, reversed source, no attention.",
+        f"Training: {args.processes} process(es) x 1 thread, budget {args.minutes:g} min; "
+        f"stopped by {facts['stopped']} after {facts['steps']} steps "
+        f"(epoch {facts['epochs']}), {facts['elapsed_s'] / 60:.1f} min in the loop"
+        + (f", {wall / 60:.1f} min wall with data and tokenizer preparation" if wall else "")
+        + f"; mean {facts['tokens_per_s']:.0f} target tokens/s; "
+        f"best validation BLEU (greedy, {config.train.eval_sentences or 'all'} sentences) "
+        f"{facts['best_val_bleu']:.2f}.",
+        "",
+        "| set | sentences | BLEU greedy | chrF greedy | BLEU beam 5 | chrF beam 5 | "
+        "decode s (greedy / beam 5) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        greedy, beam = row["beam1"], row["beam5"]
+        lines.append(f"| {row['split']} | {greedy['sentences']} | {greedy['bleu']:.2f} | "
+                     f"{greedy['chrf']:.2f} | {beam['bleu']:.2f} | {beam['chrf']:.2f} | "
+                     f"{greedy['seconds']:.0f} / {beam['seconds']:.0f} |")
+    first = rows[0]["beam1"]
+    lines += ["", f"Signatures: `{first['bleu_signature']}`, `{first['chrf_signature']}`."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    args = parse_args()
+    if not (default_data_dir() / "train.de.gz").exists():
+        print(f"Multi30k not found at {default_data_dir()} (set SEQ2SEQ_DATA)", file=sys.stderr)
+        return 2
+    QUIET.touch()
+    try:
+        wall = None if args.skip_training else train(args)
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        rows = score_splits(Path(args.run_dir) / "best.pt", args.splits)
+    finally:
+        QUIET.unlink(missing_ok=True)
+    body = report(args, training_facts(Path(args.run_dir)), rows, wall)
+    print(body)
+    if not args.no_report:
+        write_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

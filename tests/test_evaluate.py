@@ -1,0 +1,83 @@
+"""`seq2seq evaluate`: BLEU/chrF with signatures, hypotheses files, dataset splits, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seq2seq.cli import main
+from tests.conftest import number_pairs
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_references_against_themselves_score_100(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refs = write_lines(tmp_path / "ref.en", ["A dog runs in the park.", "Two men talk."])
+    assert main(["evaluate", "--hyp", str(refs), "--ref", str(refs), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bleu"] == 100.0 and result["chrf"] == 100.0
+    assert "tok:13a" in result["bleu_signature"] and "case:mixed" in result["bleu_signature"]
+
+
+def test_model_on_files_writes_hypotheses(
+    tmp_path: Path, tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = number_pairs(30, seed=21)
+    src = write_lines(tmp_path / "test.de", [s for s, _ in pairs])
+    ref = write_lines(tmp_path / "test.en", [t for _, t in pairs])
+    hyp = tmp_path / "out" / "hyp.en"
+    args = ["evaluate", "--model", str(tiny_checkpoint_path), "--src", str(src), "--ref", str(ref),
+            "--beam-size", "2", "--hyp-out", str(hyp)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "BLEU" in out and "chrF" in out and "nrefs:1" in out
+    assert len(hyp.read_text().splitlines()) == 30
+
+
+def test_dataset_splits_use_the_models_languages(
+    tmp_path: Path, tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for split, seed in (("dev", 22), ("test", 23)):
+        pairs = number_pairs(20, seed=seed)
+        write_lines(tmp_path / f"{split}.de", [s for s, _ in pairs])
+        write_lines(tmp_path / f"{split}.en", [t for _, t in pairs])
+    args = ["evaluate", "--model", str(tiny_checkpoint_path), "--data", str(tmp_path),
+            "--split", "dev", "--split", "test", "--beam-size", "1", "--json",
+            "--hyp-out", str(tmp_path / "{split}.hyp")]
+    assert main(args) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["set"] for r in results] == ["dev", "test"]
+    assert all(r["bleu"] > 20 for r in results)  # the tiny model mostly knows number words
+    assert (tmp_path / "test.hyp").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give --model"),
+        (["--model", "m.pt", "--data", "."], "needs at least one --split"),
+        (["--hyp", "h.txt"], "--ref is required"),
+        (["--hyp", "missing.txt", "--ref", "missing.txt"], "missing.txt"),
+    ],
+)
+def test_bad_input_is_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", *args]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("seq2seq evaluate: error:") and message in error
+    assert "\n" not in error
+
+
+def test_misaligned_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hyp = write_lines(tmp_path / "hyp", ["a", "b"])
+    ref = write_lines(tmp_path / "ref", ["a"])
+    assert main(["evaluate", "--hyp", str(hyp), "--ref", str(ref)]) == 2
+    assert "has 2 lines but" in capsys.readouterr().err
