@@ -4,7 +4,9 @@ Starts the server as a subprocess, sends one-sentence requests (Multi30k test se
 present, else synthetic ones) at several concurrencies with httpx, then repeats concurrency 32
 against a server with batching off (max batch 1) for the speed-up from micro-batching, and
 checks resident memory over a long run. Every phase is bounded in requests and in seconds, so
-the script always stops by itself. Waits while /tmp/seq2seq-quiet exists (another benchmark).
+the script always stops by itself. While /tmp/seq2seq-quiet exists (another engineer's
+benchmark) it sends nothing: a phase waits for the window to close, and one that is running
+when a window opens stops and starts over afterwards.
 
     python -m bench.serve_load --model models/multi30k_de_en.pt
 """
@@ -140,9 +142,12 @@ async def load(url: str, texts: list[str], *, requests: int, concurrency: int,
     started = time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
+    def going_on() -> bool:
+        return time.perf_counter() - started < max_seconds and not QUIET.exists()
+
     async def client_loop(client: httpx.AsyncClient) -> None:
         nonlocal errors
-        while (n := next(counter)) < requests and time.perf_counter() - started < max_seconds:
+        while (n := next(counter)) < requests and going_on():
             sent = time.perf_counter()
             try:
                 response = await client.post("/translate", json={"text": texts[n % len(texts)]})
@@ -159,11 +164,17 @@ async def load(url: str, texts: list[str], *, requests: int, concurrency: int,
 
 def run_phase(server: Server, name: str, texts: list[str], *, requests: int, concurrency: int,
               max_seconds: float) -> Phase:
-    before = server.rss
-    sent, errors, seconds, latencies = asyncio.run(
-        load(server.url, texts, requests=requests, concurrency=concurrency,
-             max_seconds=max_seconds)
-    )
+    """One phase; if a quiet window opens meanwhile, it stops, waits, and starts over."""
+    while True:
+        wait_for_quiet(30)
+        before = server.rss
+        sent, errors, seconds, latencies = asyncio.run(
+            load(server.url, texts, requests=requests, concurrency=concurrency,
+                 max_seconds=max_seconds)
+        )
+        if not QUIET.exists():
+            break
+        print(f"{name}: a quiet window opened; this phase will run again after it", flush=True)
     phase = Phase(name, concurrency, sent, errors, seconds, latencies, before, server.rss)
     print(phase.row(), flush=True)
     return phase
