@@ -5,7 +5,7 @@ most `max_wait_ms` (counted from its arrival, or from the end of the previous ca
 later) for others with the same decoding options (beam size) until `max_batch_size` sentences
 or `max_batch_tokens` source subwords are reached, and runs a single translate call on one
 worker thread, off the event loop. When the last call ended with N requests in the system (its
-own and those queued meanwhile), the next batch waits up to `rejoin_wait_ms` more for N: the
+own and those queued meanwhile), the next batch waits for N until `rejoin_wait_ms` after it: the
 clients just answered usually send their next request at once, and without this wait they
 trail one batch behind the others (closed-loop clients at concurrency 32 then split into
 alternating batches of 26 and 6 instead of one of 32). Each request's future gets its own
@@ -140,11 +140,11 @@ class Batcher:
         # Waits count from the later of the first arrival and the end of the last call.
         start = max(group[0].enqueued, self._free_since)
         await self._fill(group, start + self.limits.max_wait_ms / 1000, self.limits.max_batch_size)
-        # Clients answered by the last call usually send their next request at once: wait a
-        # little longer for them rather than run a small batch ahead of theirs.
+        # Clients answered by the last call usually send their next request at once: until
+        # rejoin_wait_ms after that call, wait for them rather than run a small batch ahead.
         target = min(self._expected, self.limits.max_batch_size)
         if _sentences(group) < target:
-            await self._fill(group, start + self.limits.rejoin_wait_ms / 1000, target)
+            await self._fill(group, self._free_since + self.limits.rejoin_wait_ms / 1000, target)
         await self._fill(group, 0.0, self.limits.max_batch_size)  # what waits already
         return self._take(group)
 
@@ -153,8 +153,8 @@ class Batcher:
         return self._held[beam_size]
 
     async def _fill(self, group: deque[Job], deadline: float, target: int) -> None:
-        """Move arrivals into their groups until `group` has `target` sentences, is full, or
-        `deadline` (monotonic seconds) passes; then take what is queued without waiting."""
+        """Move arrivals into their groups until `group` has `target` sentences or is full;
+        wait for arrivals until `deadline` (monotonic seconds), after it take only what waits."""
         while not self._full(group) and _sentences(group) < target:
             remaining = deadline - time.monotonic()
             try:

@@ -102,6 +102,24 @@ def test_a_big_request_is_translated_alone() -> None:
     assert len(result) == 7 and len(recorder.calls) == 1
 
 
+@pytest.mark.parametrize(("rejoin_wait_ms", "sizes"), [(1000, [8, 8]), (0, [8, 2, 6])])
+def test_next_batch_waits_for_the_clients_just_answered(
+    rejoin_wait_ms: float, sizes: list[int]
+) -> None:
+    async def body(batcher: Batcher, _: Recorder) -> None:
+        await asyncio.gather(*(batcher.submit([f"a{i}"], tokens=1, beam_size=1) for i in range(8)))
+
+        async def client(i: int) -> list[str]:
+            await asyncio.sleep(0 if i < 2 else 0.1)  # six of the eight answered come back late
+            return await batcher.submit([f"b{i}"], tokens=1, beam_size=1)
+
+        await asyncio.gather(*(client(i) for i in range(8)))
+
+    limits = BatchLimits(max_wait_ms=5, rejoin_wait_ms=rejoin_wait_ms)
+    _, recorder, _ = run_with(limits, body)
+    assert [len(texts) for texts, _ in recorder.calls] == sizes
+
+
 def test_full_queue_raises() -> None:
     async def body(batcher: Batcher, recorder: Recorder) -> list[Any]:
         recorder.gate.clear()  # the first job holds the worker
