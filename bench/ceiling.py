@@ -1,0 +1,62 @@
+"""The arithmetic limit of this machine, measured, and the model's FLOPs per token.
+
+The ceiling is the speed of one large matrix multiplication, the best case for the BLAS the
+model's LSTMs and output projection run on. Elementwise work (gates, softmax) is not counted,
+so a throughput at 100% of the ceiling is an upper bound that no real run reaches.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from seq2seq import ModelConfig
+
+
+def matmul_flops(
+    *, size: int = 2048, dtype: torch.dtype = torch.float32, repeats: int = 7
+) -> float:
+    """Median FLOP/s of a `size`^3 matmul in `dtype` on the CPU (fp32 accumulate for bf16)."""
+    a = torch.randn(size, size).to(dtype)  # [N, N]
+    b = torch.randn(size, size).to(dtype)  # [N, N]
+    torch.mm(a, b)  # warm-up: thread pool, kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)  # [N, N]
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
+
+
+def lstm_flops(config: ModelConfig) -> float:
+    """Forward FLOPs of one time step of the stacked LSTM (matmuls only), one row."""
+    hidden, first = config.hidden_size, config.embedding_size
+    per_layer = [4 * hidden * (first + hidden)]
+    per_layer += [4 * hidden * (2 * hidden)] * (config.num_layers - 1)
+    return 2.0 * sum(per_layer)
+
+
+def decoder_flops(config: ModelConfig) -> float:
+    """Forward FLOPs per target token: decoder LSTM plus the output projection."""
+    return lstm_flops(config) + 2.0 * config.hidden_size * config.tgt_vocab_size
+
+
+def training_flops(config: ModelConfig, *, src_tokens: int, tgt_tokens: int) -> float:
+    """Forward + backward (3x forward) FLOPs of a batch with these real token counts."""
+    return 3.0 * (lstm_flops(config) * src_tokens + decoder_flops(config) * tgt_tokens)
+
+
+def decoding_flops(config: ModelConfig, *, src_tokens: int, row_steps: int) -> float:
+    """Forward FLOPs of encoding `src_tokens` and running `row_steps` decoder rows."""
+    return lstm_flops(config) * src_tokens + decoder_flops(config) * row_steps
+
+
+def describe(fp32: float, bf16: float) -> str:
+    """Markdown lines stating the measured matmul ceilings."""
+    return (
+        f"Matmul ceiling measured in this run (2048^3, median of 7): "
+        f"fp32 {fp32 / 1e9:.0f} GFLOP/s, "
+        f"bf16 {bf16 / 1e9:.0f} GFLOP/s. Percentages below are of the fp32 figure."
+    )
