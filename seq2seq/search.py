@@ -33,6 +33,10 @@ def _select(state: State, rows: Tensor) -> State:
     return state[0].index_select(1, rows), state[1].index_select(1, rows)  # [L, b, H] each
 
 
+def _repeat(state: State, times: int) -> State:
+    return state[0].repeat_interleave(times, 1), state[1].repeat_interleave(times, 1)  # [L, B*K, H]
+
+
 @torch.inference_mode()
 def greedy_search(
     model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor
@@ -107,6 +111,9 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     for step in range(int(max_len.max())):
         logits, beams.state = model.decode_step(beams.tokens, beams.state)  # [b*K, V]
+        if step == 0:  # one row per sentence so far: all its beams are the same BOS
+            logits = logits.repeat_interleave(beam_size, dim=0)  # [B*K, V]
+            beams.state = _repeat(beams.state, beam_size)
         log_probs = logits.float().log_softmax(dim=-1)  # [b*K, V]
         vocab = log_probs.size(-1)
         total = beams.scores.unsqueeze(2) + log_probs.view(-1, beam_size, vocab)  # [b, K, V]
@@ -132,8 +139,8 @@ def _start(model: Seq2Seq, src: Tensor, src_len: Tensor, max_len: Tensor, beam_s
     scores = torch.full((batch, beam_size), -math.inf, device=device)  # [B, K]
     scores[:, 0] = 0.0  # all beams start identical: keep one so the first step is not K copies
     return _Beams(
-        state=(h.repeat_interleave(beam_size, dim=1), c.repeat_interleave(beam_size, dim=1)),
-        tokens=torch.full((batch * beam_size,), BOS_ID, dtype=torch.long, device=device),
+        state=(h, c),  # one row per sentence until the first step has run
+        tokens=torch.full((batch,), BOS_ID, dtype=torch.long, device=device),
         scores=scores,
         history=torch.empty((batch, beam_size, 0), dtype=torch.long, device=device),
         limits=max_len.to(device),
