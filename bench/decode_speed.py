@@ -130,7 +130,6 @@ def row(case: Case, translator: Translator, fp32_flops: float, textbook_speed: f
     config = translator.model.config
     flops = ceiling.decoding_flops(config, src_tokens=src_tokens, row_steps=case.row_steps)
     speed = len(case.texts) / time_s
-    bleu = sacrebleu.corpus_bleu(case.outputs, [case.references]).score
     return [
         case.name,
         case.precision,
@@ -141,8 +140,27 @@ def row(case: Case, translator: Translator, fp32_flops: float, textbook_speed: f
         f"{flops / time_s / 1e9:.0f}",
         f"{flops / time_s / fp32_flops:.0%}",
         f"{speed / textbook_speed:.1f}x",
-        f"{bleu:.2f}",
+        f"{bleu(case):.2f}",
     ]
+
+
+def comparisons(cases: list[Case]) -> str:
+    """Speed ratio and BLEU difference of each reduced precision against fp32, case by case."""
+    by_key = {(c.name, c.precision): c for c in cases}
+    lines = []
+    for (name, precision), case in by_key.items():
+        base = by_key.get((name, "fp32"))
+        if precision == "fp32" or base is None:
+            continue
+        speed = median(base.times) / median(case.times)
+        delta = bleu(case) - bleu(base)
+        lines.append(f"- {precision} vs fp32, {name}: {speed:.2f}x the speed, BLEU {delta:+.2f}")
+    return "\n".join(lines)
+
+
+def bleu(case: Case) -> float:
+    """Corpus BLEU of a case's outputs against its references."""
+    return float(sacrebleu.corpus_bleu(case.outputs, [case.references]).score)
 
 
 def summarise(cases: list[Case], translator: Translator, startup_figures: tuple[float, ...]) -> str:
@@ -172,6 +190,7 @@ def summarise(cases: list[Case], translator: Translator, startup_figures: tuple[
             "(beams included, "
             "counted in a warm-up run). Batch-1 and textbook rows use the first sentences only.",
             table(header, [row(c, translator, fp32, textbook_speed) for c in cases]),
+            comparisons(cases),
             f"Startup in a fresh process: import {imported:.2f} s, Translator.load {loaded:.2f} s, "
             f"peak RSS after load {rss:,.0f} MiB. Peak RSS of this benchmark process (three "
             f"precisions loaded): {peak_rss_mb():,.0f} MiB.",
