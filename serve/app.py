@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import logging
 import shutil
 import sys
@@ -39,12 +38,7 @@ DEFAULT_PRESET = "multi30k_de_en.yaml"
 
 def load_translator(settings: Settings) -> Translator:
     """`Translator.load` with the configured device and precision."""
-    options: dict[str, Any] = {"device": settings.device}
-    if settings.precision != "fp32":
-        if "precision" not in inspect.signature(Translator.load).parameters:
-            raise UsageError(f"--precision {settings.precision} needs a newer seq2seq library")
-        options["precision"] = settings.precision
-    return Translator.load(settings.model, **options)
+    return Translator.load(settings.model, device=settings.device, precision=settings.precision)
 
 
 @asynccontextmanager

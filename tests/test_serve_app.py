@@ -166,6 +166,14 @@ def test_invalid_json_and_encodings(client: TestClient) -> None:
     assert 400 <= response.status_code < 500 and response.json()["error"]
 
 
+def test_int8_precision(tiny_checkpoint_path: Path) -> None:
+    expected = Translator.load(tiny_checkpoint_path, device="cpu", precision="int8").translate(
+        [SENTENCE], beam_size=1
+    )
+    with make_client(tiny_checkpoint_path, precision="int8") as client:
+        assert client.post("/translate", json={"text": SENTENCE}).json()["translations"] == expected
+
+
 def test_configured_beam_limit(tiny_checkpoint_path: Path) -> None:
     with make_client(tiny_checkpoint_path, max_beam_size=2) as client:
         response = client.post("/translate", json={"text": "eins", "beam_size": 3})
