@@ -31,7 +31,8 @@ import httpx
 
 from bench.report import write_section
 
-MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/perf/model.pt")
+MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quality/best.pt",
+          "runs/perf/model.pt")
 """Tried in order when no --model is given."""
 SENTENCES = Path(os.environ.get("SEQ2SEQ_MULTI30K", "/work/shared/data/multi30k"))
 QUIET = Path("/tmp/seq2seq-quiet")
@@ -61,10 +62,12 @@ class Phase:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1] * 1000
 
     def row(self) -> str:
-        return (f"| {self.name} | {self.concurrency} | {self.sent} | {self.rate:.1f} | "
-                f"{self.percentile(50):.0f} | {self.percentile(95):.0f} | "
-                f"{self.percentile(99):.0f} | {self.errors} | {self.rss_before / 2**20:.0f} → "
-                f"{self.rss_after / 2**20:.0f} |")
+        return (
+            f"| {self.name} | {self.concurrency} | {self.sent} | {self.rate:.1f} | "
+            f"{self.percentile(50):.0f} | {self.percentile(95):.0f} | "
+            f"{self.percentile(99):.0f} | {self.errors} | {self.rss_before / 2**20:.0f} → "
+            f"{self.rss_after / 2**20:.0f} |"
+        )
 
 
 def sentences(count: int = 1000) -> tuple[list[str], str]:
@@ -74,8 +77,23 @@ def sentences(count: int = 1000) -> tuple[list[str], str]:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             return [line.strip() for line in handle if line.strip()][:count], path.name
     rng = random.Random(0)
-    words = ["ein", "der", "die", "mann", "frau", "hund", "kind", "läuft", "spielt",
-             "auf", "im", "park", "mit", "dem", "ball"]
+    words = [
+        "ein",
+        "der",
+        "die",
+        "mann",
+        "frau",
+        "hund",
+        "kind",
+        "läuft",
+        "spielt",
+        "auf",
+        "im",
+        "park",
+        "mit",
+        "dem",
+        "ball",
+    ]
     synthetic = [" ".join(rng.choices(words, k=rng.randint(5, 15))) + "." for _ in range(count)]
     return synthetic, "synthetic"
 
@@ -100,10 +118,26 @@ class Server:
     def __init__(self, args: argparse.Namespace, *, max_batch_size: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", args.model,
-                   "--port", str(self.port), "--device", "cpu",
-                   "--beam-size", str(args.beam_size), "--threads", str(args.threads),
-                   "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
+        command = [
+            sys.executable,
+            "-m",
+            "seq2seq.cli",
+            "serve",
+            "--model",
+            args.model,
+            "--port",
+            str(self.port),
+            "--device",
+            "cpu",
+            "--beam-size",
+            str(args.beam_size),
+            "--threads",
+            str(args.threads),
+            "--max-batch-size",
+            str(max_batch_size),
+            "--max-wait-ms",
+            str(args.max_wait_ms),
+        ]
         env = {**os.environ, "SEQ2SEQ_LOG_LEVEL": "warning", "SEQ2SEQ_MAX_QUEUE_SIZE": "1024"}
         self.process = subprocess.Popen(command, env=env)
 
@@ -133,8 +167,9 @@ class Server:
             self.process.kill()
 
 
-async def load(url: str, texts: list[str], *, requests: int, concurrency: int,
-               max_seconds: float) -> tuple[int, int, float, list[float]]:
+async def load(
+    url: str, texts: list[str], *, requests: int, concurrency: int, max_seconds: float
+) -> tuple[int, int, float, list[float]]:
     """Send up to `requests` requests from `concurrency` clients; stop early at `max_seconds`."""
     counter = itertools.count()
     latencies: list[float] = []
@@ -162,15 +197,27 @@ async def load(url: str, texts: list[str], *, requests: int, concurrency: int,
     return len(latencies), errors, time.perf_counter() - started, latencies
 
 
-def run_phase(server: Server, name: str, texts: list[str], *, requests: int, concurrency: int,
-              max_seconds: float) -> Phase:
+def run_phase(
+    server: Server,
+    name: str,
+    texts: list[str],
+    *,
+    requests: int,
+    concurrency: int,
+    max_seconds: float,
+) -> Phase:
     """One phase; if a quiet window opens meanwhile, it stops, waits, and starts over."""
     while True:
         wait_for_quiet(30)
         before = server.rss
         sent, errors, seconds, latencies = asyncio.run(
-            load(server.url, texts, requests=requests, concurrency=concurrency,
-                 max_seconds=max_seconds)
+            load(
+                server.url,
+                texts,
+                requests=requests,
+                concurrency=concurrency,
+                max_seconds=max_seconds,
+            )
         )
         if not QUIET.exists():
             break
@@ -196,8 +243,10 @@ def batch_totals(url: str) -> tuple[float, float]:
     for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
         name, _, value = line.partition(" ")
         values[name] = value
-    return (float(values.get("seq2seq_batch_size_sentences_sum", 0)),
-            float(values.get("seq2seq_batch_size_sentences_count", 0)))
+    return (
+        float(values.get("seq2seq_batch_size_sentences_sum", 0)),
+        float(values.get("seq2seq_batch_size_sentences_count", 0)),
+    )
 
 
 def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[Phase]:
@@ -206,8 +255,14 @@ def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[
     phases = []
     for concurrency in args.concurrency:
         sentences_before, calls_before = batch_totals(server.url)
-        phase = run_phase(server, "batched", texts, requests=args.requests,
-                          concurrency=concurrency, max_seconds=args.max_seconds)
+        phase = run_phase(
+            server,
+            "batched",
+            texts,
+            requests=args.requests,
+            concurrency=concurrency,
+            max_seconds=args.max_seconds,
+        )
         sentences_after, calls_after = batch_totals(server.url)
         mean = (sentences_after - sentences_before) / max(calls_after - calls_before, 1)
         phase.name = f"batched (mean batch {mean:.1f})"
@@ -215,29 +270,38 @@ def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[
     return phases
 
 
-def report(phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.Namespace,
-           source: str) -> str:
+def report(
+    phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.Namespace, source: str
+) -> str:
     at32 = next((p for p in phases if p.concurrency == 32), phases[-1])
     ratio = at32.rate / unbatched.rate
     growth = (memory.rss_after - memory.rss_before) / memory.rss_before * 100
-    header = ("| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
-              "| server RSS MiB |\n|---|---|---|---|---|---|---|---|---|")
+    header = (
+        "| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
+        "| server RSS MiB |\n|---|---|---|---|---|---|---|---|---|"
+    )
     rows = "\n".join(p.row() for p in [*phases, unbatched, memory])
     checks = [
         (f"batching speed-up at concurrency {at32.concurrency}: {ratio:.1f}x", ratio >= 8),
-        (f"p99 at concurrency {at32.concurrency}: {at32.percentile(99):.0f} ms",
-         at32.percentile(99) < 500),
-        (f"errors: {sum(p.errors for p in [*phases, unbatched, memory])}",
-         all(p.errors == 0 for p in [*phases, unbatched, memory])),
+        (
+            f"p99 at concurrency {at32.concurrency}: {at32.percentile(99):.0f} ms",
+            at32.percentile(99) < 500,
+        ),
+        (
+            f"errors: {sum(p.errors for p in [*phases, unbatched, memory])}",
+            all(p.errors == 0 for p in [*phases, unbatched, memory]),
+        ),
         (f"RSS growth over {memory.sent} requests: {growth:+.1f}%", growth < 10),
     ]
     targets = "\n".join(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks)
     threads = args.threads or "default"
-    return (f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
-            f"request over loopback (httpx.AsyncClient), server on CPU with {threads} torch "
-            f"thread(s), max wait {args.max_wait_ms} ms; each phase is capped at "
-            f"{args.max_seconds:.0f} s.\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
-            f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n")
+    return (
+        f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
+        f"request over loopback (httpx.AsyncClient), server on CPU with {threads} torch "
+        f"thread(s), max wait {args.max_wait_ms} ms; each phase is capped at "
+        f"{args.max_seconds:.0f} s.\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
+        f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n"
+    )
 
 
 def main() -> None:
@@ -249,22 +313,36 @@ def main() -> None:
     try:
         server.wait_ready()
         phases = measure(server, texts, args)
-        memory = run_phase(server, "batched, memory run", texts, requests=args.rss_requests,
-                           concurrency=32, max_seconds=args.max_seconds * 2.5)
+        memory = run_phase(
+            server,
+            "batched, memory run",
+            texts,
+            requests=args.rss_requests,
+            concurrency=32,
+            max_seconds=args.max_seconds * 2.5,
+        )
     finally:
         server.stop()
     plain = Server(args, max_batch_size=1)
     try:
         plain.wait_ready()
         run_phase(plain, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
-        unbatched = run_phase(plain, "max batch 1 (no batching)", texts, requests=args.requests,
-                              concurrency=32, max_seconds=args.max_seconds)
+        unbatched = run_phase(
+            plain,
+            "max batch 1 (no batching)",
+            texts,
+            requests=args.requests,
+            concurrency=32,
+            max_seconds=args.max_seconds,
+        )
     finally:
         plain.stop()
     body = report(phases, unbatched, memory, args, source)
     load_after = Path("/proc/loadavg").read_text().split()[0]
-    body += (f"\nLoad average (1 min) {load_before} before, {load_after} after: the load "
-             f"generator shares the CPU with the server, and so does anything else running.\n")
+    body += (
+        f"\nLoad average (1 min) {load_before} before, {load_after} after: the load "
+        f"generator shares the CPU with the server, and so does anything else running.\n"
+    )
     print(body)
     if args.write:
         write_section("Serving load", body)
@@ -280,12 +358,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=240, help="cap per phase")
     parser.add_argument("--beam-size", type=int, default=1, help="server default beam")
     parser.add_argument("--max-batch-size", type=int, default=64, help="batched server")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="server torch threads (0: torch's default, one per core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="server torch threads (0: torch's default, one per core)",
+    )
     parser.add_argument("--max-wait-ms", type=float, default=10, help="batch fill wait")
     parser.add_argument("--wait-minutes", type=float, default=30, help="quiet-window wait cap")
-    parser.add_argument("--no-write", dest="write", action="store_false",
-                        help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument(
+        "--no-write",
+        dest="write",
+        action="store_false",
+        help="print only; leave BENCHMARKS.md alone",
+    )
     args = parser.parse_args()
     if not Path(args.model).is_file():
         parser.error(f"model {args.model} not found (train one, or pass --model)")

@@ -17,7 +17,6 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
 from fastapi import FastAPI
@@ -26,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from seq2seq import Translator
 from seq2seq.cli import UsageError
-from serve.batching import Batcher, BatchLimits
+from serve.batching import Batcher, BatchLimits, TranslateFn
 from serve.errors import BodyLimitMiddleware, install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.routes import STATIC, router
@@ -63,7 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.stop()
 
 
-def _translate_fn(app: FastAPI, settings: Settings) -> Any:
+def _translate_fn(app: FastAPI, settings: Settings) -> TranslateFn:
     def translate(texts: list[str], beam_size: int) -> list[str]:
         translator: Translator = app.state.translator
         return translator.translate(
