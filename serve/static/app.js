@@ -8,7 +8,8 @@ async function showModel() {
     const response = await fetch("/model");
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const model = await response.json();
-    const bleu = model.metadata && model.metadata.bleu !== undefined ? `, BLEU ${model.metadata.bleu}` : "";
+    const bleu = model.metadata && model.metadata.best_val_bleu !== undefined
+      ? `, validation BLEU ${model.metadata.best_val_bleu}` : "";
     $("model-info").textContent =
       `Model ${model.id}: ${model.src_lang || "?"} → ${model.tgt_lang || "?"}, ` +
       `${model.parameters.toLocaleString()} parameters on ${model.device}${bleu}`;
