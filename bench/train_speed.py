@@ -4,10 +4,9 @@ Batches hold 128 sentences of real Multi30k de->en lengths (8k SentencePiece), g
 length as the training loop does. Each variant is timed in interleaved rounds so that the
 shared machine's noise falls on all of them alike; figures are medians over rounds.
 
-Variants: the textbook step (packed encoder, logits at every padded position, foreach Adam);
-the loss on real tokens only with fused Adam; the library's step (`Seq2Seq.decoder_states`:
-encoder run once per source length, no packing), in fp32 and under CPU bf16 autocast; and
-CUDA AMP when a GPU is present.
+Variants: the textbook step (logits at every padded position, foreach Adam) and the
+library's step (`Seq2Seq.decoder_states` + `project` on the real target tokens only, fused
+Adam), in fp32 and under CPU bf16 autocast, and CUDA AMP when a GPU is present.
 Run: python -m bench.train_speed [--model PATH] [--rounds 5] [--steps 3]
 """
 
@@ -24,12 +23,20 @@ from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench import ceiling, data, report
-from bench.reference_model import Batch, bucketed_batches, encoded_pairs, find_model, make_batch
+from bench.reference_model import (
+    OWN_MODEL,
+    VOCAB_SIZE,
+    Batch,
+    bucketed_batches,
+    encoded_pairs,
+    make_batch,
+)
 from bench.timing import clock, median, table
-from seq2seq import PAD_ID, ModelConfig, Seq2Seq, TokenizerPair, load_checkpoint
+from seq2seq import PAD_ID, ModelConfig, Seq2Seq, Tokenizer, TokenizerPair, load_checkpoint
 from seq2seq.model import reverse_padded
 
 LossFn = Callable[[Seq2Seq, Batch], Tensor]
+TOKENIZER_CACHE = OWN_MODEL.parent
 
 
 def packed_encode(model: Seq2Seq, src: Tensor, src_len: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,14 +55,6 @@ def plain_loss(model: Seq2Seq, batch: Batch) -> Tensor:
     return torch.nn.functional.cross_entropy(
         logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD_ID
     )
-
-
-def gathered_loss(model: Seq2Seq, batch: Batch) -> Tensor:
-    """Packed encoder, but projection and loss on the real target tokens only."""
-    src, src_len, tgt_in, tgt_out = batch
-    real = tgt_out != PAD_ID  # [B, T]
-    states, _ = model.decoder.states(tgt_in, packed_encode(model, src, src_len))  # [B, T, H]
-    return torch.nn.functional.cross_entropy(model.project(states[real]).float(), tgt_out[real])
 
 
 def fast_loss(model: Seq2Seq, batch: Batch) -> Tensor:
@@ -114,7 +113,6 @@ def variants(config: ModelConfig) -> Iterator[Variant]:
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     no_autocast = contextlib.nullcontext
     yield Variant("textbook fp32", model(), plain_loss, cpu, no_autocast, False)
-    yield Variant("real-token loss, fused Adam", model(), gathered_loss, cpu, no_autocast, True)
     yield Variant("library fp32", model(), fast_loss, cpu, no_autocast, True)
     yield Variant("library bf16 autocast", model(), fast_loss, cpu, bf16, True)
     if torch.cuda.is_available():
@@ -141,9 +139,18 @@ def padded_share(batch: Batch) -> float:
 
 
 def tokenizers_for(model_path: str | None) -> TokenizerPair:
-    """The 8k tokenizers of the benchmark model (trained here if there is none)."""
-    path = model_path or str(find_model())
-    return load_checkpoint(path).tokenizers
+    """The model's tokenizers if one is given, else 8k SentencePiece models trained (and cached)."""
+    if model_path:
+        return load_checkpoint(model_path).tokenizers
+    paths = [TOKENIZER_CACHE / f"spm{VOCAB_SIZE // 1000}k.{lang}.model" for lang in ("de", "en")]
+    if all(path.exists() for path in paths):
+        return TokenizerPair(*(Tokenizer.load(str(path)) for path in paths))
+    print(f"training {VOCAB_SIZE} SentencePiece models on Multi30k (cached in {paths[0].parent})")
+    tokenizers = TokenizerPair.train(data.read_pairs("train"), vocab_size=VOCAB_SIZE)
+    TOKENIZER_CACHE.mkdir(parents=True, exist_ok=True)
+    tokenizers.src.save(str(paths[0]))
+    tokenizers.tgt.save(str(paths[1]))
+    return tokenizers
 
 
 def measure(runs: list[Variant], batches: list[Batch], *, rounds: int, steps: int) -> None:
@@ -200,7 +207,7 @@ def summarise(
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="checkpoint whose tokenizers to use (default: found)")
+    parser.add_argument("--model", help="use this checkpoint's tokenizers (default: 8k, trained)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per variant per round")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")

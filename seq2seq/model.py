@@ -42,39 +42,12 @@ class Encoder(nn.Module):
             src = reverse_padded(src, src_len)  # [B, S]
         embedded = self.dropout(self.embedding(src))  # [B, S, E]
         lengths = src_len.cpu()  # [B]
-        if self.training or bool((lengths == lengths[0]).all()):
-            return run_to_lengths(self.lstm, embedded, lengths)
+        if bool((lengths == src.size(1)).all()):  # no padding: batch size 1, sorted batches
+            _, (h, c) = self.lstm(embedded)  # one fused call (oneDNN/cuDNN), no packing
+            return h, c
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         _, (h, c) = self.lstm(packed)  # [L, B, H] each, in the input's row order
         return h, c
-
-
-def run_to_lengths(lstm: nn.LSTM, inputs: Tensor, lengths: Tensor) -> State:
-    """The final (h, c) of every layer at each row's own length, without packing.
-
-    Rows are sorted longest first and the LSTM runs once per distinct length, over the steps
-    since the previous one, for the rows still going, carrying (h, c) across. Each call is
-    one fused (oneDNN on CPU, cuDNN on GPU) LSTM. In training this beats a packed sequence,
-    whose backward pass on the CPU builds a full-size gradient buffer for every time step;
-    in inference it is used when all lengths are equal (a single call, as at batch size 1).
-    inputs [B, S, E] (batch first), lengths [B] on the CPU -> (h, c), each [L, B, H].
-    """
-    order = torch.argsort(lengths, descending=True, stable=True)  # [B]
-    sorted_lengths = lengths[order].tolist()
-    inputs = inputs.index_select(0, order.to(inputs.device))  # [B, S, E], longest first
-    finals: list[State] = []
-    state: State | None = None
-    start, live = 0, len(sorted_lengths)
-    for end in sorted(set(sorted_lengths)):
-        _, (h, c) = lstm(inputs[:live, start:end], state)  # [L, live, H] each
-        done = sorted_lengths.count(end)  # the last `done` live rows end here
-        finals.append((h[:, live - done : live], c[:, live - done : live]))
-        start, live = end, live - done
-        state = (h[:, :live].contiguous(), c[:, :live].contiguous())
-    inverse = torch.argsort(order).to(inputs.device)  # [B]
-    h = torch.cat([part[0] for part in reversed(finals)], dim=1)  # [L, B, H], sorted order
-    c = torch.cat([part[1] for part in reversed(finals)], dim=1)  # [L, B, H]
-    return h.index_select(1, inverse), c.index_select(1, inverse)
 
 
 class Decoder(nn.Module):
