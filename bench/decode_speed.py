@@ -22,7 +22,7 @@ from torch import Tensor
 
 from bench import ceiling, data, plain, report
 from bench.reference_model import find_model
-from bench.timing import median, peak_rss_mb, seconds, table
+from bench.timing import median, peak_rss_mb, seconds, table, wait_for_quiet
 from seq2seq import Translator
 from seq2seq.model import State
 from seq2seq.search import max_lengths
@@ -44,6 +44,8 @@ class Case:
     texts: list[str]
     references: list[str]
     precision: str = "fp32"
+    threads: int = 0
+    """Torch intra-op threads for this case; 0 keeps the process default."""
     times: list[float] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     row_steps: int = 0
@@ -92,10 +94,29 @@ def textbook_case(translator: Translator, pairs: tuple[list[str], list[str]]) ->
     return Case("textbook loop, greedy, batch 1", run, texts, references)
 
 
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Run with `count` torch threads (0: unchanged), restoring the previous setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def timed(case: Case) -> float:
+    """Seconds of one run of `case`, started outside any quiet window, at its thread count."""
+    wait_for_quiet()
+    with threads(case.threads):
+        return seconds(case.translate)
+
+
 def measure(cases: list[Case], translators: dict[str, Translator], repeats: int) -> None:
     """One counted warm-up run per case, then `repeats` interleaved timed runs."""
     for case in cases:
-        with counting(translators[case.precision]) as counter:
+        wait_for_quiet()
+        with counting(translators[case.precision]) as counter, threads(case.threads):
             case.outputs = case.translate()
         case.row_steps = counter[0]
         case.tokens = sum(
@@ -103,7 +124,7 @@ def measure(cases: list[Case], translators: dict[str, Translator], repeats: int)
         )
     for index in range(repeats):
         for case in cases:
-            case.times.append(seconds(case.translate))
+            case.times.append(timed(case))
         print(
             f"repeat {index + 1}/{repeats}: "
             + ", ".join(f"{c.name} {c.times[-1]:.2f}s" for c in cases),
@@ -113,6 +134,7 @@ def measure(cases: list[Case], translators: dict[str, Translator], repeats: int)
 
 def startup(path: str) -> tuple[float, float, float]:
     """Import seconds, Translator.load seconds and peak RSS MiB of a fresh process."""
+    wait_for_quiet()
     result = subprocess.run(
         [sys.executable, "-c", STARTUP.format(path=path)],
         capture_output=True,
@@ -165,6 +187,7 @@ def bleu(case: Case) -> float:
 
 def summarise(cases: list[Case], translator: Translator, startup_figures: tuple[float, ...]) -> str:
     """The Markdown body of the section."""
+    wait_for_quiet()
     fp32, bf16 = ceiling.matmul_flops(), ceiling.matmul_flops(dtype=torch.bfloat16)
     textbook = next(c for c in cases if c.name.startswith("textbook"))
     textbook_speed = len(textbook.texts) / median(textbook.times)
@@ -210,6 +233,9 @@ def build_cases(
     for precision in ("fp32", "int8"):
         for beam in (1, 5):
             cases.append(library_case(translators[precision], small, beam=beam, batch=1))
+        one_thread = library_case(translators[precision], small, beam=1, batch=1)
+        one_thread.name, one_thread.threads = f"{one_thread.name}, 1 thread", 1
+        cases.append(one_thread)
     return cases
 
 
@@ -219,7 +245,7 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint (default: the trained model found, see bench/)")
     parser.add_argument("--split", default="test_2016_flickr")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--subset", type=int, default=200, help="sentences for batch-1 cases")
+    parser.add_argument("--subset", type=int, default=100, help="sentences for batch-1 cases")
     parser.add_argument("--limit", type=int, help="use only the first N sentences (smoke test)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     args = parser.parse_args()

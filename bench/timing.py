@@ -6,8 +6,12 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
+
+QUIET = Path("/tmp/seq2seq-quiet")
+"""While this file exists another job on the machine needs the CPU quiet: benchmarks wait."""
 
 
 def clock(device: torch.device | None = None) -> float:
@@ -39,3 +43,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def wait_for_quiet(poll_s: float = 10.0) -> None:
+    """Block while the quiet-window file exists (saying so once), so no timing overlaps it."""
+    if QUIET.exists():
+        print(f"{QUIET} exists: waiting for the quiet window to end", flush=True)
+    while QUIET.exists():
+        time.sleep(poll_s)

@@ -31,7 +31,7 @@ from bench.reference_model import (
     encoded_pairs,
     make_batch,
 )
-from bench.timing import clock, median, table
+from bench.timing import clock, median, table, wait_for_quiet
 from seq2seq import PAD_ID, ModelConfig, Seq2Seq, Tokenizer, TokenizerPair, load_checkpoint
 from seq2seq.model import reverse_padded
 
@@ -156,11 +156,13 @@ def tokenizers_for(model_path: str | None) -> TokenizerPair:
 def measure(runs: list[Variant], batches: list[Batch], *, rounds: int, steps: int) -> None:
     """Warm every variant up, then time `steps` batches per variant per round, interleaved."""
     for variant in runs:
+        wait_for_quiet()
         variant.run(batches[:1])
         variant.times.clear()
     for round_index in range(rounds):
         chunk = batches[(round_index * steps) % len(batches) :][:steps]
         for variant in runs:
+            wait_for_quiet()
             variant.run(chunk)
         print(
             f"round {round_index + 1}/{rounds}: "
@@ -173,6 +175,7 @@ def summarise(
     runs: list[Variant], batches: list[Batch], config: ModelConfig, random_pad: float
 ) -> str:
     """The Markdown body: ceiling, per-variant throughput, ratios."""
+    wait_for_quiet()
     fp32, bf16 = ceiling.matmul_flops(), ceiling.matmul_flops(dtype=torch.bfloat16)
     tgt = sum(int((b[3] != PAD_ID).sum()) for b in batches) / len(batches)
     src = sum(int(b[1].sum()) for b in batches) / len(batches)
