@@ -264,6 +264,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     args = parser.parse_args()
     data.require(args.split)
+    wait_for_quiet()
     path = args.model or str(find_model())
     print(f"model: {path}")
     startup_figures = startup(path)

@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     args = parser.parse_args()
     data.require("train")
+    wait_for_quiet()
     tokenizers = tokenizers_for(args.model)
     config = ModelConfig(tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
     batches, random_pad = load_batches(tokenizers, count=args.rounds * args.steps + 1, seed=0)
