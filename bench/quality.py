@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-report", action="store_true",
                         help="print, do not touch BENCHMARKS.md")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), help="sets to score")
+    parser.add_argument("--notes", help="a Markdown file appended to the report (e.g. tuning runs)")
     args, overrides = parser.parse_known_args()
     if any(not item.startswith("--") or "=" not in item for item in overrides):
         parser.error(f"unrecognized arguments (config overrides are --key=value): {overrides}")
@@ -55,17 +57,43 @@ def parse_args() -> argparse.Namespace:
 
 def train(args: argparse.Namespace) -> float:
     """Run `seq2seq train` (under torchrun when --processes > 1); returns wall seconds."""
-    budget = load_config(args.config).train.batch_tokens
+    budget = load_config(args.config, args.overrides).train.batch_tokens
     overrides = [f"--run_dir={args.run_dir}", f"--train.max_minutes={args.minutes}",
-                 f"--train.batch_tokens={budget // args.processes}", "--train.progress=false",
-                 *args.overrides]
+                 "--train.progress=false", *args.overrides,
+                 f"--train.batch_tokens={budget // args.processes}"]
     command = [sys.executable, "-m", "seq2seq.cli", "train", args.config, *overrides]
     if args.processes > 1:
         command[1:3] = ["-m", "torch.distributed.run", "--standalone",
                         f"--nproc-per-node={args.processes}", "-m", "seq2seq.cli"]
     started = time.monotonic()
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with LoadSampler() as load:
+        subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    args.mean_load = load.mean()
     return time.monotonic() - started
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every 30 s: other jobs on the machine slow training."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stop.wait(30.0):
+            self.samples.append(os.getloadavg()[0])
+
+    def mean(self) -> float:
+        """Mean of the samples (0 when none)."""
+        return sum(self.samples) / max(len(self.samples), 1)
+
+    def __enter__(self) -> LoadSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
 
 
 def training_facts(run_dir: Path) -> dict[str, Any]:
@@ -111,6 +139,11 @@ def report(args: argparse.Namespace, facts: dict[str, Any], rows: list[dict[str,
         f"stopped by {facts['stopped']} after {facts['steps']} steps "
         f"(epoch {facts['epochs']}), {facts['elapsed_s'] / 60:.1f} min in the loop"
         + (f", {wall / 60:.1f} min wall with data and tokenizer preparation" if wall else "")
+        + (
+            f", mean load average {args.mean_load:.1f} on {os.cpu_count()} cores"
+            if getattr(args, "mean_load", 0)
+            else ""
+        )
         + f"; mean {facts['tokens_per_s']:.0f} target tokens/s; "
         f"best validation BLEU (greedy, {config.train.eval_sentences or 'all'} sentences) "
         f"{facts['best_val_bleu']:.2f}.",
@@ -125,7 +158,13 @@ def report(args: argparse.Namespace, facts: dict[str, Any], rows: list[dict[str,
                      f"{greedy['chrf']:.2f} | {beam['bleu']:.2f} | {beam['chrf']:.2f} | "
                      f"{greedy['seconds']:.0f} / {beam['seconds']:.0f} |")
     first = rows[0]["beam1"]
-    lines += ["", f"Signatures: `{first['bleu_signature']}`, `{first['chrf_signature']}`."]
+    lines += [
+        "",
+        f"Signatures: `{first['bleu_signature']}`, `{first['chrf_signature']}`.",
+        "",
+        "`training/configs/multi30k_de_en_full.yaml` (train to convergence, wider model) "
+        "needs a GPU and has not been run on this machine; no number is claimed for it.",
+    ]
     return "\n".join(lines)
 
 
@@ -142,6 +181,8 @@ def main() -> int:
     finally:
         QUIET.unlink(missing_ok=True)
     body = report(args, training_facts(Path(args.run_dir)), rows, wall)
+    if args.notes:
+        body += "\n\n" + Path(args.notes).read_text(encoding="utf-8").strip()
     print(body)
     if not args.no_report:
         write_section(SECTION, body)

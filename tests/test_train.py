@@ -144,3 +144,29 @@ def test_end_to_end_on_multi30k_subset(tmp_path: Path, capsys: pytest.CaptureFix
     records = (tmp_path / "run/metrics.jsonl").read_text().splitlines()
     losses = [record for record in records if "train_loss" in record]
     assert len(losses) >= 2
+
+
+def test_streaming_training(tmp_path: Path) -> None:
+    overrides = tiny_overrides(tmp_path, "run", train__max_steps=5, data__streaming="true")
+    outcome = train(load_config(TINY, overrides))
+    assert outcome.reason == "max_steps"
+    assert load_checkpoint(tmp_path / "run/last.pt").training_state["batches"]["position"] == 5
+
+
+def test_schedules_warm_up_decay_and_cut_on_plateau() -> None:
+    from training.config import OptimConfig
+    from training.schedule import Schedule
+
+    inverse = Schedule(OptimConfig(lr=1.0, warmup_steps=4, schedule="inverse_sqrt"), max_steps=0)
+    assert [inverse.rate(step) for step in (1, 4, 16)] == [0.25, 1.0, 0.5]
+    cosine = Schedule(OptimConfig(lr=1.0, warmup_steps=0, schedule="cosine", min_lr=0.1),
+                      max_steps=10)
+    assert cosine.rate(10) == pytest.approx(0.1)
+    plateau = Schedule(OptimConfig(lr=1.0, warmup_steps=0, schedule="plateau",
+                                   plateau_patience=1, plateau_factor=0.5), max_steps=0)
+    for bleu in (10.0, 12.0, 11.0):
+        plateau.observe(bleu)
+    assert plateau.rate(5) == 0.5
+    restored = Schedule(plateau.config, max_steps=0)
+    restored.load_state_dict(plateau.state_dict())
+    assert restored.rate(5) == 0.5

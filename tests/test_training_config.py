@@ -28,7 +28,7 @@ def test_presets_load_and_comment_every_key(preset: Path) -> None:
 
 
 def test_overrides_nested_keys_and_types(tmp_path: Path) -> None:
-    path = write(tmp_path, {"model": {"hidden_size": 128}})
+    path = write(tmp_path, {"model": {"hidden_size": 128}, "train": {"max_steps": 5}})
     config = load_config(path, ["--model.hidden_size=256", "--optim.lr=1e-3", "--seed=7",
                                 "--data.path=/data", "--optim.betas=[0.9, 0.98]"])
     assert config.model.hidden_size == 256
@@ -77,3 +77,18 @@ def test_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_data_dir() == Path("/somewhere/else")
     monkeypatch.delenv("SEQ2SEQ_DATA")
     assert default_data_dir() == REPO.parent / "shared" / "data" / "multi30k"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--train.precision=fp8", "train.precision must be one of fp32, bf16, fp16, got 'fp8'"),
+        ("--optim.schedule=step", "optim.schedule must be one of"),
+        ("--model.hidden_size=0", "model.hidden_size must be positive"),
+        ("--train.max_minutes=0", "set at least one of train.max_steps"),
+    ],
+)
+def test_bad_values_are_rejected(tmp_path: Path, override: str, message: str) -> None:
+    path = write(tmp_path, {"train": {"max_minutes": 1}})
+    with pytest.raises(ValueError, match=message):
+        load_config(path, [override])

@@ -194,7 +194,42 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
         key, value = parse_override(item)
         _set_nested(raw, key.split("."), value)
     config: TrainConfig = from_dict(TrainConfig, raw, "")
+    validate(config)
     return config
+
+
+CHOICES = {
+    "data.format": ("parallel", "tsv", "jsonl", "hub"),
+    "tokenizer.model_type": ("unigram", "bpe"),
+    "optim.optimizer": ("adam", "adamw"),
+    "optim.schedule": ("constant", "inverse_sqrt", "linear", "cosine", "plateau"),
+    "train.precision": ("fp32", "bf16", "fp16"),
+}
+POSITIVE = ("tokenizer.vocab_size", "model.embedding_size", "model.hidden_size",
+            "model.num_layers", "data.max_length", "train.batch_tokens", "train.max_sentences",
+            "train.eval_every", "train.log_every")
+
+
+def validate(config: TrainConfig) -> None:
+    """Values every run needs: known choices, positive sizes, a limit that ends training."""
+    for key, allowed in CHOICES.items():
+        value = _get(config, key)
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    for key in POSITIVE:
+        if _get(config, key) <= 0:
+            raise ValueError(f"{key} must be positive, got {_get(config, key)}")
+    loop = config.train
+    if loop.max_steps <= 0 and loop.max_epochs <= 0 and loop.max_minutes <= 0:
+        raise ValueError("set at least one of train.max_steps, max_epochs, max_minutes")
+    if not 0.0 <= config.optim.label_smoothing < 1.0:
+        raise ValueError(f"optim.label_smoothing must be in [0, 1), got "
+                         f"{config.optim.label_smoothing}")
+
+
+def _get(config: TrainConfig, dotted: str) -> Any:
+    section, name = dotted.split(".")
+    return getattr(getattr(config, section), name)
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -80,6 +81,15 @@ def broadcast_flag(context: Context, flag: bool) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=_comm_device(context))
     dist.broadcast(value, src=0)
     return bool(value.item() > 0)
+
+
+def broadcast_objects(context: Context, objects: list[Any], *, count: int) -> list[Any]:
+    """Rank 0's list of `count` picklable objects, on every rank."""
+    if not context.distributed:
+        return objects
+    shared = objects if context.is_main else [None] * count
+    dist.broadcast_object_list(shared, src=0)
+    return shared
 
 
 def _comm_device(context: Context) -> torch.device:

@@ -39,31 +39,36 @@ class Meter:
 
 def fit(trainer: Trainer) -> str:
     """Train; returns why it stopped: max_steps, max_epochs, max_minutes, early_stopping, signal."""
-    config, context = trainer.config.train, trainer.context
     started, meter = time.monotonic(), Meter()
     bar = _bar(trainer)
     reason, validated_at = "max_epochs", -1
-    for batch in batch_stream(trainer.batches, config.max_epochs):
+    for batch in batch_stream(trainer.batches, trainer.config.train.max_epochs):
         tokens = batch.num_tokens
         meter.add(trainer.train_step(batch), tokens)
         trainer.progress.tokens += tokens
-        step = trainer.progress.step
         _show(bar, meter, trainer, started)
-        if context.is_main and step % config.log_every == 0:
-            _log(trainer, meter, started)
-        if step % config.eval_every == 0:
-            trainer.validate()
-            validated_at = step
-        elif context.is_main and config.save_every and step % config.save_every == 0:
-            trainer.save(trainer.run_dir / "last.pt")
-        stop = _stop_reason(trainer, started)
-        if stop:
-            reason = stop
+        if _periodic(trainer, meter, started):
+            validated_at = trainer.progress.step
+        reason = _stop_reason(trainer, started) or reason
+        if reason != "max_epochs":
             break
     trainer.progress.elapsed += time.monotonic() - started
     bar.close()
     _finish(trainer, reason, validated_at)
     return reason
+
+
+def _periodic(trainer: Trainer, meter: Meter, started: float) -> bool:
+    """Log, validate or save when the step count says so; True when it validated."""
+    config, step, is_main = trainer.config.train, trainer.progress.step, trainer.context.is_main
+    if is_main and step % config.log_every == 0:
+        _log(trainer, meter, started)
+    if step % config.eval_every == 0:
+        trainer.validate()
+        return True
+    if is_main and config.save_every and step % config.save_every == 0:
+        trainer.save(trainer.run_dir / "last.pt")
+    return False
 
 
 def _stop_reason(trainer: Trainer, started: float) -> str:

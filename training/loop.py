@@ -50,17 +50,28 @@ class Trainer:
         self.batches, self.validator = batches, validator
         self.run_dir = Path(config.run_dir)
         self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
-        self.wrapped: torch.nn.Module = self.model
-        if context.distributed:
-            device_ids = [context.device] if context.device.type == "cuda" else None
-            self.wrapped = DistributedDataParallel(self.model, device_ids=device_ids)
+        self.wrapped = self._wrap(self.model)
         self.optimizer = build_optimizer(config, self.model)
         self.schedule = Schedule(config.optim, max_steps=config.train.max_steps)
-        use_scaler = config.train.precision == "fp16"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.scaler = self._scaler()
         self.progress = Progress()
         self.log = MetricsLog(self.run_dir)
         self.stop_signal = 0
+
+    def _wrap(self, model: Seq2Seq) -> torch.nn.Module:
+        """DistributedDataParallel around the model under torchrun, else the model itself."""
+        if not self.context.distributed:
+            return model
+        device = self.context.device
+        device_ids = [device] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def _scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, active only for fp16 (which needs CUDA)."""
+        fp16 = self.config.train.precision == "fp16"
+        if fp16 and self.context.device.type != "cuda":
+            raise ValueError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        return torch.amp.GradScaler("cuda", enabled=fp16)
 
     def train_step(self, batch: Batch) -> float:
         """One optimizer step on `batch`; returns its mean token loss."""

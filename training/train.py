@@ -93,14 +93,20 @@ def set_threads(threads: int) -> None:
 
 
 def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
-    """Tokenizers, data and model for `config`, prepared by rank 0 and shared through files."""
-    run_dir = Path(config.run_dir)
+    """Tokenizers, data and model for `config`; rank 0 prepares, the other ranks follow.
+
+    The SentencePiece models are sent from rank 0 to every rank, so nodes need no shared
+    filesystem; each node encodes its own data cache if it has none.
+    """
+    protos: list[bytes] = []
     if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        Path(config.run_dir).mkdir(parents=True, exist_ok=True)
         tokenizers = prepare_tokenizers(config)
-        _ = prepare_train_data(config, tokenizers, context)
+        protos = [tokenizers.src.proto, tokenizers.tgt.proto]
+        prepare_train_data(config, tokenizers, context)
+    src, tgt = distributed.broadcast_objects(context, protos, count=2)
+    tokenizers = TokenizerPair(Tokenizer(src), Tokenizer(tgt))
     distributed.barrier(context)
-    tokenizers = prepare_tokenizers(config)
     batches = prepare_train_data(config, tokenizers, context)
     validator = prepare_validator(config, tokenizers) if context.is_main else None
     return Trainer(config, tokenizers, batches, validator, context)  # type: ignore[arg-type]
@@ -158,6 +164,9 @@ def prepare_train_data(config: TrainConfig, tokenizers: TokenizerPair,
     """Batches of the training split for this rank: in memory (cached) or streamed."""
     loop, data = config.train, config.data
     if data.streaming:
+        if context.distributed and loop.max_steps <= 0 and loop.max_minutes <= 0:
+            raise ValueError("streaming under torchrun needs train.max_steps or max_minutes "
+                             "(ranks may see different numbers of batches per epoch)")
         stream = encode_stream(data, data.train_split, tokenizers)
         return StreamBatches(stream, batch_tokens=loop.batch_tokens,
                              max_sentences=loop.max_sentences, seed=config.seed,
