@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 import sys
 from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("SEQ2SEQ_MULTI30K", "/work/shared/data/multi30k"))
-"""Where `{split}.{lang}.gz` live; override with the SEQ2SEQ_MULTI30K environment variable."""
+from training.config import default_data_dir
+
+DATA_DIR = default_data_dir()
+"""Where `{split}.{lang}.gz` live: $SEQ2SEQ_DATA, else ../shared/data/multi30k by the repo."""
 
 
 def split_path(split: str, lang: str) -> Path:
@@ -22,7 +23,7 @@ def require(*splits: str, langs: tuple[str, ...] = ("de", "en")) -> None:
         split_path(s, lang) for s in splits for lang in langs if not split_path(s, lang).exists()
     ]
     if missing:
-        sys.exit(f"Multi30k data not found ({missing[0]}); set SEQ2SEQ_MULTI30K to its folder")
+        sys.exit(f"Multi30k data not found ({missing[0]}); set SEQ2SEQ_DATA to its folder")
 
 
 def read_lines(split: str, lang: str) -> list[str]:

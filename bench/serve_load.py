@@ -30,11 +30,12 @@ from pathlib import Path
 import httpx
 
 from bench.report import write_section
+from training.config import default_data_dir
 
 MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quality/best.pt",
           "runs/perf/model.pt")
 """Tried in order when no --model is given."""
-SENTENCES = Path(os.environ.get("SEQ2SEQ_MULTI30K", "/work/shared/data/multi30k"))
+SENTENCES = default_data_dir()
 QUIET = Path("/tmp/seq2seq-quiet")
 
 
