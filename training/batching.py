@@ -56,7 +56,26 @@ def batch_size_ok(count: int, longest: int, *, batch_tokens: int, max_sentences:
     return count <= max_sentences and count * longest <= batch_tokens
 
 
-class TokenBatchSampler:
+class EpochPosition:
+    """The resumable place of a batch source: epoch, and batches of it already taken."""
+
+    epoch: int
+    position: int
+
+    def next_epoch(self) -> None:
+        """Move to the start of the following epoch."""
+        self.epoch, self.position = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Where this source is: enough to continue exactly."""
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a `state_dict`."""
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+class TokenBatchSampler(EpochPosition):
     """Batches of example indices; iterate for the current epoch from the current position."""
 
     def __init__(
@@ -120,17 +139,6 @@ class TokenBatchSampler:
             self.position += 1
             yield batch
 
-    def next_epoch(self) -> None:
-        """Move to the start of the following epoch."""
-        self.epoch, self.position = self.epoch + 1, 0
-
-    def state_dict(self) -> dict[str, int]:
-        """Where this sampler is: enough to continue exactly."""
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from a `state_dict`."""
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 
 def stream_batches(
@@ -192,7 +200,7 @@ class DatasetBatches:
         self.sampler.load_state_dict(state)
 
 
-class StreamBatches:
+class StreamBatches(EpochPosition):
     """`Batch`es of a streamed, encoded split; resuming skips the batches already used."""
 
     def __init__(self, stream: Any, *, batch_tokens: int, max_sentences: int, seed: int,
@@ -212,14 +220,3 @@ class StreamBatches:
                 self.position += 1
                 yield batch
 
-    def next_epoch(self) -> None:
-        """Start the following epoch."""
-        self.epoch, self.position = self.epoch + 1, 0
-
-    def state_dict(self) -> dict[str, int]:
-        """Epoch and batches used in it."""
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from `state_dict` output."""
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
