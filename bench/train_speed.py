@@ -1,12 +1,14 @@
 """Training throughput: target tokens per second of forward + backward + Adam on Multi30k batches.
 
-Batches hold 128 sentences of real Multi30k de->en lengths (8k SentencePiece), grouped by
-length as the training loop does. Each variant is timed in interleaved rounds so that the
-shared machine's noise falls on all of them alike; figures are medians over rounds.
+Batches hold 128 sentences of real Multi30k de->en lengths (8k SentencePiece). Each variant
+is timed in interleaved rounds so that the shared machine's noise falls on all of them
+alike; figures are medians over rounds.
 
-Variants: the textbook step (logits at every padded position, foreach Adam) and the
-library's step (`Seq2Seq.decoder_states` + `project` on the real target tokens only, fused
-Adam), in fp32 and under CPU bf16 autocast, and CUDA AMP when a GPU is present.
+Variants: the textbook step (128-sentence batches grouped by target length, a packed
+encoder, logits at every padded position, foreach Adam) and the library's step as
+`training` runs it (`TokenBatchSampler` batches of at most 128 sentences, `token_loss` on
+the real target tokens only, fused Adam), in fp32, under CPU bf16 autocast where the CPU
+has bfloat16 instructions, and under CUDA AMP when a GPU is present.
 Run: python -m bench.train_speed [--model PATH] [--rounds 5] [--steps 3]
 """
 
@@ -23,17 +25,13 @@ from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench import ceiling, data, report
-from bench.reference_model import (
-    OWN_MODEL,
-    VOCAB_SIZE,
-    Batch,
-    bucketed_batches,
-    encoded_pairs,
-    make_batch,
-)
+from bench.reference_model import OWN_MODEL, VOCAB_SIZE, bucketed_batches, encoded_pairs, make_batch
 from bench.timing import clock, median, table, wait_for_quiet
 from seq2seq import PAD_ID, ModelConfig, Seq2Seq, Tokenizer, TokenizerPair, load_checkpoint
 from seq2seq.model import reverse_padded
+from seq2seq.precision import cpu_bf16_autocast_works
+from training.batching import Batch, TokenBatchSampler, collate
+from training.loss import token_loss
 
 LossFn = Callable[[Seq2Seq, Batch], Tensor]
 TOKENIZER_CACHE = OWN_MODEL.parent
@@ -50,19 +48,16 @@ def packed_encode(model: Seq2Seq, src: Tensor, src_len: Tensor) -> tuple[Tensor,
 
 def plain_loss(model: Seq2Seq, batch: Batch) -> Tensor:
     """The textbook step: packed encoder, logits at every position, padding ignored by the loss."""
-    src, src_len, tgt_in, tgt_out = batch
-    logits, _ = model.decoder(tgt_in, packed_encode(model, src, src_len))  # [B, T, V]
+    state = packed_encode(model, batch.src, batch.src_len)  # [L, B, H] each
+    logits, _ = model.decoder(batch.tgt_in, state)  # [B, T, V]
     return torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD_ID
+        logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD_ID
     )
 
 
-def fast_loss(model: Seq2Seq, batch: Batch) -> Tensor:
-    """The library's step: `decoder_states`, then project and score only the real tokens."""
-    src, src_len, tgt_in, tgt_out = batch
-    real = tgt_out != PAD_ID  # [B, T]
-    states = model.decoder_states(src, src_len, tgt_in)[real]  # [N, H]
-    return torch.nn.functional.cross_entropy(model.project(states).float(), tgt_out[real])
+def library_loss(model: Seq2Seq, batch: Batch) -> Tensor:
+    """The library's step: `training.loss.token_loss`, as `training` calls it."""
+    return token_loss(model, batch)
 
 
 @dataclass
@@ -72,6 +67,7 @@ class Variant:
     name: str
     model: Seq2Seq
     loss_fn: LossFn
+    batches: list[Batch]
     device: torch.device
     autocast: Callable[[], contextlib.AbstractContextManager[object]]
     fused: bool
@@ -90,16 +86,18 @@ class Variant:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
 
-    def run(self, batches: list[Batch]) -> None:
-        """Time `batches` (moved to the device first) and record seconds per step."""
-        moved = [tuple(t.to(self.device) for t in batch) for batch in batches]
+    def run(self, first: int, count: int) -> None:
+        """Time `count` of this variant's batches from `first` (wrapping) and record the
+        seconds per target token."""
+        chosen = (self.batches * 2)[first % len(self.batches) :][:count]
+        moved = [batch.to(self.device) for batch in chosen]
         start = clock(self.device)
         for batch in moved:
-            self.step(batch)  # type: ignore[arg-type]
-        self.times.append((clock(self.device) - start) / len(batches))
+            self.step(batch)
+        self.times.append((clock(self.device) - start) / sum(b.num_tokens for b in chosen))
 
 
-def variants(config: ModelConfig) -> Iterator[Variant]:
+def variants(config: ModelConfig, textbook: list[Batch], library: list[Batch]) -> Iterator[Variant]:
     """The CPU variants, plus CUDA AMP when a GPU is present; all start from the same weights."""
     cpu = torch.device("cpu")
     torch.manual_seed(0)
@@ -112,30 +110,37 @@ def variants(config: ModelConfig) -> Iterator[Variant]:
 
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     no_autocast = contextlib.nullcontext
-    yield Variant("textbook fp32", model(), plain_loss, cpu, no_autocast, False)
-    yield Variant("library fp32", model(), fast_loss, cpu, no_autocast, True)
-    yield Variant("library bf16 autocast", model(), fast_loss, cpu, bf16, True)
+    yield Variant("textbook fp32", model(), plain_loss, textbook, cpu, no_autocast, False)
+    yield Variant("library fp32", model(), library_loss, library, cpu, no_autocast, True)
+    if cpu_bf16_autocast_works():
+        yield Variant("library bf16 autocast", model(), library_loss, library, cpu, bf16, True)
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         amp = lambda: torch.autocast("cuda", dtype=half)  # noqa: E731
-        yield Variant(
-            f"CUDA AMP ({half})".replace("torch.", ""), model(), fast_loss, gpu, amp, True
-        )
+        name = f"CUDA AMP ({half})".replace("torch.", "")
+        yield Variant(name, model(), library_loss, library, gpu, amp, True)
 
 
-def load_batches(tokenizers: TokenizerPair, *, count: int, seed: int) -> tuple[list[Batch], float]:
-    """`count` length-bucketed 128-sentence batches and the padded share of random batches."""
+def load_batches(
+    tokenizers: TokenizerPair, *, count: int, seed: int
+) -> tuple[list[Batch], list[Batch], float]:
+    """`count` textbook and library batches of 128 sentences at most, and the padded share of
+    random batches. Both are drawn from the same shuffled stream of batches of the corpus."""
     pairs = encoded_pairs(tokenizers, "train")
     stream = bucketed_batches(pairs, batch_size=128, seed=seed)
-    batches = [next(stream) for _ in range(count)]
-    random_batch = make_batch(random.Random(seed).sample(pairs, 128))
-    return batches, padded_share(random_batch)
+    textbook = [Batch(*next(stream)) for _ in range(count)]
+    lengths = [(len(src), len(tgt)) for src, tgt in pairs]
+    sampler = TokenBatchSampler(lengths, batch_tokens=1 << 30, max_sentences=128, seed=seed)
+    chosen = [indices for indices in sampler if len(indices) == 128][:count]
+    library = [collate(*zip(*(pairs[i] for i in indices), strict=True)) for indices in chosen]
+    random_batch = Batch(*make_batch(random.Random(seed).sample(pairs, 128)))
+    return textbook, library, padded_share(random_batch)
 
 
 def padded_share(batch: Batch) -> float:
     """Fraction of target positions that are padding."""
-    return float((batch[3] == PAD_ID).float().mean())
+    return float((batch.tgt_out == PAD_ID).float().mean())
 
 
 def tokenizers_for(model_path: str | None) -> TokenizerPair:
@@ -153,62 +158,60 @@ def tokenizers_for(model_path: str | None) -> TokenizerPair:
     return tokenizers
 
 
-def measure(runs: list[Variant], batches: list[Batch], *, rounds: int, steps: int) -> None:
+def measure(runs: list[Variant], *, rounds: int, steps: int) -> None:
     """Warm every variant up, then time `steps` batches per variant per round, interleaved."""
     for variant in runs:
         wait_for_quiet()
-        variant.run(batches[:1])
+        variant.run(0, 1)
         variant.times.clear()
     for round_index in range(rounds):
-        chunk = batches[(round_index * steps) % len(batches) :][:steps]
         for variant in runs:
             wait_for_quiet()
-            variant.run(chunk)
+            variant.run(1 + round_index * steps, steps)
         print(
             f"round {round_index + 1}/{rounds}: "
-            + ", ".join(f"{v.name} {v.times[-1]:.3f} s/step" for v in runs),
+            + ", ".join(f"{v.name} {1 / v.times[-1]:,.0f} tok/s" for v in runs),
             flush=True,
         )
 
 
-def summarise(
-    runs: list[Variant], batches: list[Batch], config: ModelConfig, random_pad: float
-) -> str:
+def summarise(runs: list[Variant], config: ModelConfig, random_pad: float) -> str:
     """The Markdown body: ceiling, per-variant throughput, ratios."""
     wait_for_quiet()
-    fp32, bf16 = ceiling.matmul_flops(), ceiling.matmul_flops(dtype=torch.bfloat16)
-    tgt = sum(int((b[3] != PAD_ID).sum()) for b in batches) / len(batches)
-    src = sum(int(b[1].sum()) for b in batches) / len(batches)
-    flops = ceiling.training_flops(config, src_tokens=round(src), tgt_tokens=round(tgt))
-    limit = fp32 / flops * tgt
+    fp32 = ceiling.matmul_flops()
+    bf16 = ceiling.matmul_flops(dtype=torch.bfloat16)
+    library = runs[1].batches
+    tgt = sum(batch.num_tokens for batch in library)
+    src = sum(int(batch.src_len.sum()) for batch in library)
+    per_token = ceiling.training_flops(config, src_tokens=src, tgt_tokens=tgt) / tgt
     base = runs[0].times
     rows = [
         [
             v.name,
-            f"{tgt / median(v.times):,.0f}",
-            f"{median(v.times) * 1e3:.0f}",
-            f"{flops / median(v.times) / 1e9:.0f}",
-            f"{flops / median(v.times) / fp32:.0%}",
+            f"{1 / median(v.times):,.0f}",
+            f"{per_token / median(v.times) / 1e9:.0f}",
+            f"{per_token / median(v.times) / fp32:.0%}",
             f"{median([b / t for b, t in zip(base, v.times, strict=True)]):.2f}x",
         ]
         for v in runs
     ]
-    header = [
-        "variant",
-        "target tok/s",
-        "ms/step",
-        "GFLOP/s",
-        "% of fp32 ceiling",
-        "vs textbook (median of per-round ratios)",
-    ]
+    header = ["variant", "target tok/s", "GFLOP/s", "% of fp32 ceiling",
+              "vs textbook (median of per-round ratios)"]
+    skipped = "" if cpu_bf16_autocast_works() else (
+        " This CPU has no bfloat16 instructions (oneDNN cannot build a bf16 LSTM), so there is"
+        " no bf16 autocast row: `train.precision: bf16` stops with that reason on such CPUs."
+    )
     return "\n\n".join(
         [
             ceiling.describe(fp32, bf16),
-            f"Batches: 128 sentences, {src:.0f} source / {tgt:.0f} target tokens on average "
-            f"(length-bucketed: {padded_share(batches[0]):.0%} target padding in the first; "
-            f"random batches would have {random_pad:.0%}). Training FLOPs = 3 x forward matmuls "
-            f"= {flops / tgt / 1e6:.1f} MFLOP per target token, so the fp32 ceiling is "
-            f"{limit:,.0f} target tokens/s.",
+            f"Batches of at most 128 sentences, {src / tgt:.2f} source tokens per target token."
+            f" Textbook: grouped by target length, packed encoder,"
+            f" {padded_share(runs[0].batches[0]):.0%} target padding in the first batch."
+            f" Library: `TokenBatchSampler` (source length first), {padded_share(library[0]):.0%}"
+            f" target padding in the first batch, never projected. Random batches would have"
+            f" {random_pad:.0%}. Training FLOPs = 3 x forward matmuls ="
+            f" {per_token / 1e6:.1f} MFLOP per target token, so the fp32 ceiling is"
+            f" {fp32 / per_token:,.0f} target tokens/s.{skipped}",
             table(header, rows),
         ]
     )
@@ -226,10 +229,11 @@ def main() -> None:
     wait_for_quiet()
     tokenizers = tokenizers_for(args.model)
     config = ModelConfig(tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
-    batches, random_pad = load_batches(tokenizers, count=args.rounds * args.steps + 1, seed=0)
-    runs = list(variants(config))
-    measure(runs, batches, rounds=args.rounds, steps=args.steps)
-    body = summarise(runs, batches, config, random_pad)
+    count = args.rounds * args.steps + 1
+    textbook, library, random_pad = load_batches(tokenizers, count=count, seed=0)
+    runs = list(variants(config, textbook, library))
+    measure(runs, rounds=args.rounds, steps=args.steps)
+    body = summarise(runs, config, random_pad)
     print(body)
     if not args.no_write:
         report.write_section("Training throughput", body)

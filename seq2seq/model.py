@@ -127,23 +127,18 @@ class Seq2Seq(nn.Module):
         """One decoder step: tokens [B] -> logits [B, V] and the next state."""
         return self.decoder.step(tokens, state)  # type: ignore[no-any-return]
 
-    def forward(self, src: Tensor, src_len: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher forcing: src [B, S], tgt_in [B, T] (BOS + target) -> logits [B, T, V]."""
-        logits, _ = self.decoder(tgt_in, self.encode(src, src_len))  # [B, T, V]
-        return logits  # type: ignore[no-any-return]
+    def forward(
+        self, src: Tensor, src_len: Tensor, tgt_in: Tensor, positions: Tensor | None = None
+    ) -> Tensor:
+        """Teacher forcing: src [B, S], tgt_in [B, T] (BOS + target) -> logits [B, T, V].
 
-    def decoder_states(self, src: Tensor, src_len: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher forcing up to the output projection: [B, T, H], dropout applied.
-
-        `project(states[tgt_out != PAD_ID])` gives the logits of the real target tokens only,
-        so padding costs neither the projection nor the softmax:
-        the cross-entropy is the same as over `forward`'s logits with `ignore_index=PAD_ID`.
+        With `positions` ([B, T] bool, e.g. `tgt_out != PAD_ID`) only those positions are
+        projected: logits [N, V] in row-major order, so padding costs neither the output
+        projection nor the softmax, the largest matrix multiplies of a training step.
         """
         states, _ = self.decoder.states(tgt_in, self.encode(src, src_len))  # [B, T, H]
-        return states  # type: ignore[no-any-return]
-
-    def project(self, states: Tensor) -> Tensor:
-        """Decoder outputs [..., H] -> logits [..., V]."""
+        if positions is not None:
+            states = states[positions]  # [N, H]
         return self.decoder.output(states)  # type: ignore[no-any-return]
 
     def num_parameters(self) -> int:

@@ -7,6 +7,7 @@ so a precision is a property of a loaded model, never of a file.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from typing import Literal, get_args
 
@@ -27,6 +28,22 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and device.type != "cpu":
         raise ValueError(f"precision 'int8' runs on the CPU only, not on {device.type}")
+
+
+@functools.cache
+def cpu_bf16_autocast_works() -> bool:
+    """Whether this CPU runs an LSTM under bf16 autocast (oneDNN needs AVX512-BF16 or AMX).
+
+    Probed once with a one-unit LSTM: CPUs without bfloat16 instructions (e.g. AVX2-only
+    ones) fail to build the oneDNN primitive, which training should report up front.
+    """
+    lstm = nn.LSTM(1, 1, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 1, 1))  # [B=1, T=1, E=1]
+    except RuntimeError:
+        return False
+    return True
 
 
 def convert(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:

@@ -114,11 +114,7 @@ def beam_search(
         if step == 0:  # one row per sentence so far: all its beams are the same BOS
             logits = logits.repeat_interleave(beam_size, dim=0)  # [B*K, V]
             beams.state = _repeat(beams.state, beam_size)
-        log_probs = logits.float().log_softmax(dim=-1)  # [b*K, V]
-        vocab = log_probs.size(-1)
-        total = beams.scores.unsqueeze(2) + log_probs.view(-1, beam_size, vocab)  # [b, K, V]
-        top_scores, top_index = total.view(-1, beam_size * vocab).topk(2 * beam_size, dim=1)
-        origin, token = top_index // vocab, top_index % vocab  # [b, 2K] each
+        top_scores, origin, token = _candidates(logits, beams.scores, 2 * beam_size)
         _finish(beams, finished, top_scores, origin, token, step, length_penalty)
         live = top_scores.masked_fill(token == EOS_ID, -math.inf)  # [b, 2K]
         beams.scores, pick = live.topk(beam_size, dim=1)  # [b, K]
@@ -131,6 +127,25 @@ def beam_search(
             break
         beams.keep(keep, origin, beam_size)
     return [sorted(hyps, key=lambda hyp: -hyp.score)[:n_best] for hyps in finished]
+
+
+def _candidates(logits: Tensor, scores: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The `count` best extensions of each sentence's beams: summed log-probs, origin beam and
+    token, [b, count] each, best first. logits [b*K, V], scores [b, K].
+
+    Every one of them is among its own beam's `count` likeliest tokens, so only those are
+    scored: a top-k and a log-sum-exp per beam, rather than a log-softmax, a sum and a top-k
+    over all K * V candidates (half of the non-matmul time of a beam step).
+    """
+    batch, beam_size = scores.shape
+    logits = logits.float()  # [b*K, V]
+    per_beam = min(count, logits.size(-1))
+    top_logits, top_tokens = logits.topk(per_beam, dim=-1)  # [b*K, c]
+    log_probs = top_logits - logits.logsumexp(dim=-1, keepdim=True)  # [b*K, c]
+    total = scores.unsqueeze(2) + log_probs.view(batch, beam_size, per_beam)  # [b, K, c]
+    best, index = total.view(batch, -1).topk(count, dim=1)  # [b, count] into K*c
+    token = top_tokens.view(batch, -1).gather(1, index)  # [b, count]
+    return best, index // per_beam, token
 
 
 def _start(model: Seq2Seq, src: Tensor, src_len: Tensor, max_len: Tensor, beam_size: int) -> _Beams:

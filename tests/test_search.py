@@ -7,7 +7,7 @@ import torch
 from conftest import number_pairs
 
 from seq2seq import EOS_ID, ModelConfig, Seq2Seq, Translator, load_checkpoint
-from seq2seq.search import beam_search, greedy_search, max_lengths
+from seq2seq.search import _candidates, beam_search, greedy_search, max_lengths
 
 SOURCES = [s for s, _ in number_pairs(40, seed=5, max_words=7)]
 
@@ -95,3 +95,20 @@ def test_n_best_cannot_exceed_beam() -> None:
     model, (src, src_len) = random_model(0), random_batch(0)
     with pytest.raises(ValueError, match="n_best"):
         beam_search(model, src, src_len, max_len=torch.full_like(src_len, 3), beam_size=2, n_best=3)
+
+
+@pytest.mark.parametrize(("beam_size", "vocab"), [(1, 30), (4, 50), (5, 7)])
+def test_candidates_match_scoring_every_beam_and_token(beam_size: int, vocab: int) -> None:
+    """The per-beam shortcut picks exactly what a log-softmax over all K * V candidates picks."""
+    generator = torch.Generator().manual_seed(beam_size * vocab)
+    logits = torch.randn(3 * beam_size, vocab, generator=generator) * 4  # [b*K, V]
+    scores = torch.randn(3, beam_size, generator=generator)  # [b, K]
+    scores[0, 1:] = -torch.inf  # a first step: one live beam per sentence
+    count = 2 * beam_size
+    total = scores.unsqueeze(2) + logits.log_softmax(-1).view(3, beam_size, vocab)  # [b, K, V]
+    expected, index = total.view(3, -1).topk(count, dim=1)  # [b, 2K]
+    best, origin, token = _candidates(logits, scores, count)
+    finite = expected > -torch.inf
+    assert torch.allclose(best[finite], expected[finite], atol=1e-5)
+    assert torch.equal(origin[finite], (index // vocab)[finite])
+    assert torch.equal(token[finite], (index % vocab)[finite])

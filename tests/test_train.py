@@ -13,6 +13,7 @@ import torch
 
 from seq2seq import Translator, load_checkpoint
 from seq2seq.cli import main
+from seq2seq.precision import cpu_bf16_autocast_works
 from tests.conftest import number_pairs
 from training.config import REPO, default_data_dir, load_config
 from training.loop import Trainer
@@ -105,6 +106,22 @@ def test_cli_rejects_bad_config_in_one_line(
     assert "\n" not in error
     assert main(["train", str(TINY), f"--run_dir={tmp_path / 'none'}", "--resume"]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cpu_reduced_precision_trains_or_says_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], precision: str
+) -> None:
+    """fp16 needs CUDA; bf16 on a CPU needs bfloat16 instructions: one line, exit 2, if not."""
+    overrides = tiny_overrides(tmp_path, precision, train__max_steps=2, train__device="cpu",
+                               train__precision=precision)
+    code = main(["train", str(TINY), *overrides])
+    if precision == "bf16" and cpu_bf16_autocast_works():
+        assert code == 0 and (tmp_path / precision / "last.pt").exists()
+        return
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert f"train.precision {precision} needs" in error and "\n" not in error
 
 
 def test_run_dir_layout_and_metrics(tmp_path: Path) -> None:

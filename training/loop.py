@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from seq2seq import PAD_ID, Checkpoint, ModelConfig, Seq2Seq, TokenizerPair, save_checkpoint
+from seq2seq import Checkpoint, ModelConfig, Seq2Seq, TokenizerPair, save_checkpoint
 from seq2seq.checkpoint import load_checkpoint
+from seq2seq.precision import cpu_bf16_autocast_works
 from training import distributed
 from training.batching import Batch
 from training.config import TrainConfig
+from training.loss import token_loss
 from training.metrics import MetricsLog
 from training.schedule import Schedule
 from training.state import capture_rng, restore_rng
@@ -68,10 +69,8 @@ class Trainer:
 
     def _scaler(self) -> torch.amp.GradScaler:
         """A gradient scaler, active only for fp16 (which needs CUDA)."""
-        fp16 = self.config.train.precision == "fp16"
-        if fp16 and self.context.device.type != "cuda":
-            raise ValueError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-        return torch.amp.GradScaler("cuda", enabled=fp16)
+        check_training_precision(self.config.train.precision, self.context.device)
+        return torch.amp.GradScaler("cuda", enabled=self.config.train.precision == "fp16")
 
     def train_step(self, batch: Batch) -> float:
         """One optimizer step on `batch`; returns its mean token loss."""
@@ -79,10 +78,8 @@ class Trainer:
         self.wrapped.train()
         rate = self.schedule.apply(self.optimizer, self.progress.step + 1)
         with self.autocast():
-            logits = self.wrapped(batch.src, batch.src_len, batch.tgt_in)  # [B, T, V]
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(),
-                                   ignore_index=PAD_ID,
-                                   label_smoothing=self.config.optim.label_smoothing)
+            loss = token_loss(self.wrapped, batch,
+                              label_smoothing=self.config.optim.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self._clip()
@@ -197,8 +194,18 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
         raise ValueError(f"optim.betas must have two values, got {optim.betas}")
     betas = (optim.betas[0], optim.betas[1])
     optimizer: torch.optim.Optimizer = kinds[optim.optimizer](
-        model.parameters(), lr=optim.lr, betas=betas, weight_decay=optim.weight_decay)
+        model.parameters(), lr=optim.lr, betas=betas, weight_decay=optim.weight_decay,
+        fused=True)  # one kernel over all parameters, on CPU as on CUDA
     return optimizer
+
+
+def check_training_precision(precision: str, device: torch.device) -> None:
+    """Fail before training starts, in one line, where `device` cannot train at `precision`."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    if precision == "bf16" and device.type == "cpu" and not cpu_bf16_autocast_works():
+        raise ValueError("train.precision bf16 needs a CPU with bfloat16 instructions "
+                         "(AVX512-BF16 or AMX) and this one has none; use fp32")
 
 
 def batch_stream(batches: Any, max_epochs: int) -> Iterator[Batch]:

@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from seq2seq import PAD_ID, Seq2Seq, TokenizerPair, Translator
+from seq2seq import Seq2Seq, TokenizerPair, Translator
 from training.batching import Batch, TokenBatchSampler, collate
+from training.loss import token_loss
 from training.metrics import corpus_scores
 
 
@@ -38,9 +38,7 @@ class Validator:
         total, tokens = 0.0, 0
         for batch in self.batches:
             moved: Batch = batch.to(device)
-            logits = model(moved.src, moved.src_len, moved.tgt_in)  # [B, T, V]
-            total += float(F.cross_entropy(logits.flatten(0, 1).float(), moved.tgt_out.flatten(),
-                                           ignore_index=PAD_ID, reduction="sum"))
+            total += float(token_loss(model, moved, reduction="sum"))
             tokens += moved.num_tokens
         return total / max(tokens, 1)
 
