@@ -13,6 +13,7 @@ import time
 import torch
 
 from seq2seq import ModelConfig
+from seq2seq.precision import cpu_bf16_autocast_works
 
 
 def matmul_flops(
@@ -28,6 +29,12 @@ def matmul_flops(
         torch.mm(a, b)  # [N, N]
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times)
+
+
+def bf16_matmul_flops() -> float | None:
+    """`matmul_flops` in bf16, or None on a CPU without bfloat16 instructions (where a bf16
+    matmul is emulated, hundreds of times slower, and not worth minutes of benchmark time)."""
+    return matmul_flops(dtype=torch.bfloat16) if cpu_bf16_autocast_works() else None
 
 
 def lstm_flops(config: ModelConfig) -> float:
@@ -53,10 +60,14 @@ def decoding_flops(config: ModelConfig, *, src_tokens: int, row_steps: int) -> f
     return lstm_flops(config) * src_tokens + decoder_flops(config) * row_steps
 
 
-def describe(fp32: float, bf16: float) -> str:
+def describe(fp32: float, bf16: float | None) -> str:
     """Markdown lines stating the measured matmul ceilings."""
+    bf16_text = (
+        "bf16 not measured (this CPU has no bfloat16 instructions)"
+        if bf16 is None
+        else f"bf16 {bf16 / 1e9:.0f} GFLOP/s"
+    )
     return (
         f"Matmul ceiling measured in this run (2048^3, median of 7): "
-        f"fp32 {fp32 / 1e9:.0f} GFLOP/s, "
-        f"bf16 {bf16 / 1e9:.0f} GFLOP/s. Percentages below are of the fp32 figure."
+        f"fp32 {fp32 / 1e9:.0f} GFLOP/s, {bf16_text}. Percentages below are of the fp32 figure."
     )

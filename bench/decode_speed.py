@@ -26,6 +26,7 @@ from bench.reference_model import find_model
 from bench.timing import median, peak_rss_mb, table, wait_for_quiet
 from seq2seq import Translator
 from seq2seq.model import State
+from seq2seq.precision import Precision, cpu_bf16_autocast_works
 from seq2seq.search import max_lengths
 
 STARTUP = (
@@ -34,6 +35,11 @@ STARTUP = (
     "print(imported - start, time.perf_counter() - imported, "
     "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
 )
+
+PRECISIONS: tuple[Precision, ...] = (
+    ("fp32", "bf16", "int8") if cpu_bf16_autocast_works() else ("fp32", "int8")
+)
+"""bf16 only where the CPU has bfloat16 instructions: elsewhere it is emulated and very slow."""
 
 
 @dataclass
@@ -201,7 +207,7 @@ def bleu(case: Case) -> float:
 def summarise(cases: list[Case], translator: Translator, startup_figures: tuple[float, ...]) -> str:
     """The Markdown body of the section."""
     wait_for_quiet()
-    fp32, bf16 = ceiling.matmul_flops(), ceiling.matmul_flops(dtype=torch.bfloat16)
+    fp32, bf16 = ceiling.matmul_flops(), ceiling.bf16_matmul_flops()
     textbook = {
         c.threads: len(c.texts) / median(c.times) for c in cases if c.name.startswith("textbook")
     }
@@ -230,8 +236,8 @@ def summarise(cases: list[Case], translator: Translator, startup_figures: tuple[
             table(header, [row(c, translator, fp32, textbook) for c in cases]),
             comparisons(cases),
             f"Startup in a fresh process: import {imported:.2f} s, Translator.load {loaded:.2f} s, "
-            f"peak RSS after load {rss:,.0f} MiB. Peak RSS of this benchmark process (three "
-            f"precisions loaded): {peak_rss_mb():,.0f} MiB.",
+            f"peak RSS after load {rss:,.0f} MiB. Peak RSS of this benchmark process "
+            f"({', '.join(PRECISIONS)} loaded): {peak_rss_mb():,.0f} MiB.",
         ]
     )
 
@@ -244,7 +250,7 @@ def build_cases(
     cases = [textbook_case(translators["fp32"], small)]
     cases.append(textbook_case(translators["fp32"], small))
     cases[-1].name, cases[-1].threads = f"{cases[-1].name}, 1 thread", 1
-    for precision in ("fp32", "bf16", "int8"):
+    for precision in translators:
         for beam in (1, 5):
             cases.append(library_case(translators[precision], full, beam=beam, batch=128))
     cases.append(library_case(translators["fp32"], small, beam=5, batch=1))
@@ -271,7 +277,7 @@ def main() -> None:
     path = args.model or str(find_model())
     print(f"model: {path}")
     startup_figures = startup(path)
-    translators = {p: Translator.load(path, "cpu", p) for p in ("fp32", "bf16", "int8")}
+    translators: dict[str, Translator] = {p: Translator.load(path, "cpu", p) for p in PRECISIONS}
     full = (
         data.read_lines(args.split, "de")[: args.limit],
         data.read_lines(args.split, "en")[: args.limit],

@@ -179,7 +179,7 @@ def summarise(runs: list[Variant], config: ModelConfig, random_pad: float) -> st
     """The Markdown body: ceiling, per-variant throughput, ratios."""
     wait_for_quiet()
     fp32 = ceiling.matmul_flops()
-    bf16 = ceiling.matmul_flops(dtype=torch.bfloat16)
+    bf16 = ceiling.bf16_matmul_flops()
     library = runs[1].batches
     tgt = sum(batch.num_tokens for batch in library)
     src = sum(int(batch.src_len.sum()) for batch in library)
