@@ -17,12 +17,15 @@ import argparse
 import asyncio
 import gzip
 import itertools
+import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,11 @@ MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quali
 """Tried in order when no --model is given."""
 SENTENCES = default_data_dir()
 QUIET = Path("/tmp/seq2seq-quiet")
+CLIENTS = {
+    "wrk": "wrk, one C thread",
+    "httpx": "httpx.AsyncClient in Python, which needs about as much CPU per request as the server",
+}
+"""How each load generator is described in the report."""
 
 
 @dataclass
@@ -48,27 +56,31 @@ class Phase:
     sent: int
     errors: int
     seconds: float
-    latencies: list[float]
-    rss_before: int
-    rss_after: int
+    p50: float
+    p95: float
+    p99: float
+    """Latency percentiles in ms."""
+    rss_before: int = 0
+    rss_after: int = 0
 
     @property
     def rate(self) -> float:
         return (self.sent - self.errors) / self.seconds
 
-    def percentile(self, q: int) -> float:
-        """Latency percentile in ms."""
-        if len(self.latencies) < 2:
-            return self.latencies[0] * 1000 if self.latencies else float("nan")
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1] * 1000
-
     def row(self) -> str:
         return (
             f"| {self.name} | {self.concurrency} | {self.sent} | {self.rate:.1f} | "
-            f"{self.percentile(50):.0f} | {self.percentile(95):.0f} | "
-            f"{self.percentile(99):.0f} | {self.errors} | {self.rss_before / 2**20:.0f} → "
-            f"{self.rss_after / 2**20:.0f} |"
+            f"{self.p50:.0f} | {self.p95:.0f} | {self.p99:.0f} | {self.errors} | "
+            f"{self.rss_before / 2**20:.0f} → {self.rss_after / 2**20:.0f} |"
         )
+
+
+def percentiles_ms(latencies: list[float]) -> tuple[float, float, float]:
+    """p50, p95, p99 of latencies in seconds, in ms."""
+    if len(latencies) < 2:
+        return (latencies[0] * 1000,) * 3 if latencies else (float("nan"),) * 3
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[94] * 1000, cuts[98] * 1000
 
 
 def sentences(count: int = 1000) -> tuple[list[str], str]:
@@ -117,6 +129,7 @@ class Server:
     """`seq2seq serve` in a subprocess on a free loopback port."""
 
     def __init__(self, args: argparse.Namespace, *, max_batch_size: int) -> None:
+        self.client: str = args.client
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
@@ -168,10 +181,10 @@ class Server:
             self.process.kill()
 
 
-async def load(
+async def httpx_load(
     url: str, texts: list[str], *, requests: int, concurrency: int, max_seconds: float
-) -> tuple[int, int, float, list[float]]:
-    """Send up to `requests` requests from `concurrency` clients; stop early at `max_seconds`."""
+) -> Phase:
+    """Send up to `requests` requests from `concurrency` httpx clients; stop at `max_seconds`."""
     counter = itertools.count()
     latencies: list[float] = []
     errors = 0
@@ -195,7 +208,51 @@ async def load(
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
-    return len(latencies), errors, time.perf_counter() - started, latencies
+    seconds = time.perf_counter() - started
+    return Phase("", concurrency, len(latencies), errors, seconds, *percentiles_ms(latencies))
+
+
+WRK_SCRIPT = """
+local bodies, answered, limit = {}, 0, 0
+function init(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  limit = tonumber(args[2])
+end
+local sent = 0
+function request()
+  sent = sent + 1
+  local headers = {["Content-Type"] = "application/json"}
+  return wrk.format("POST", "/translate", headers, bodies[(sent - 1) % #bodies + 1])
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if answered >= limit then wrk.thread:stop() end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+"""wrk hooks: cycle through the request bodies, stop after a count, print one result line."""
+
+
+def wrk_load(
+    url: str, texts: list[str], *, requests: int, concurrency: int, max_seconds: float
+) -> Phase:
+    """The same load from `wrk` (one C thread), which leaves the CPU to the server."""
+    with tempfile.TemporaryDirectory() as folder:
+        script, bodies = Path(folder) / "load.lua", Path(folder) / "bodies.jsonl"
+        script.write_text(WRK_SCRIPT)
+        bodies.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(max_seconds))}s",
+                   "--timeout", "60s", "-s", str(script), url, "--", str(bodies), str(requests)]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+    sent, errors, duration, *micros = (int(x) for x in line.split()[1:])
+    p50, p95, p99 = (x / 1000 for x in micros)
+    return Phase("", concurrency, sent, errors, duration / 1e6, p50, p95, p99)
 
 
 def run_phase(
@@ -211,19 +268,16 @@ def run_phase(
     while True:
         wait_for_quiet(30)
         before = server.rss
-        sent, errors, seconds, latencies = asyncio.run(
-            load(
-                server.url,
-                texts,
-                requests=requests,
-                concurrency=concurrency,
-                max_seconds=max_seconds,
-            )
-        )
+        if server.client == "wrk":
+            phase = wrk_load(server.url, texts, requests=requests, concurrency=concurrency,
+                             max_seconds=max_seconds)
+        else:
+            phase = asyncio.run(httpx_load(server.url, texts, requests=requests,
+                                           concurrency=concurrency, max_seconds=max_seconds))
         if not QUIET.exists():
             break
         print(f"{name}: a quiet window opened; this phase will run again after it", flush=True)
-    phase = Phase(name, concurrency, sent, errors, seconds, latencies, before, server.rss)
+    phase.name, phase.rss_before, phase.rss_after = name, before, server.rss
     print(phase.row(), flush=True)
     return phase
 
@@ -285,8 +339,8 @@ def report(
     checks = [
         (f"batching speed-up at concurrency {at32.concurrency}: {ratio:.1f}x", ratio >= 8),
         (
-            f"p99 at concurrency {at32.concurrency}: {at32.percentile(99):.0f} ms",
-            at32.percentile(99) < 500,
+            f"p99 at concurrency {at32.concurrency}: {at32.p99:.0f} ms",
+            at32.p99 < 500,
         ),
         (
             f"errors: {sum(p.errors for p in [*phases, unbatched, memory])}",
@@ -298,7 +352,7 @@ def report(
     threads = args.threads or "default"
     return (
         f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
-        f"request over loopback (httpx.AsyncClient), server on CPU with {threads} torch "
+        f"request over loopback ({CLIENTS[args.client]}), server on CPU with {threads} torch "
         f"thread(s), max wait {args.max_wait_ms} ms; each phase is capped at "
         f"{args.max_seconds:.0f} s.\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
         f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n"
@@ -366,6 +420,12 @@ def parse_args() -> argparse.Namespace:
         help="server torch threads (0: torch's default, one per core)",
     )
     parser.add_argument("--max-wait-ms", type=float, default=10, help="batch fill wait")
+    parser.add_argument(
+        "--client",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="load generator; auto: wrk when installed (apt-get install wrk), else httpx",
+    )
     parser.add_argument("--wait-minutes", type=float, default=30, help="quiet-window wait cap")
     parser.add_argument(
         "--no-write",
@@ -376,6 +436,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if not Path(args.model).is_file():
         parser.error(f"model {args.model} not found (train one, or pass --model)")
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "httpx"
+    elif args.client == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk), or use --client httpx")
     return args
 
 
