@@ -122,11 +122,30 @@ class Translator:
         `batch_tokens` padded source tokens (beams included). `options` are the other
         `SearchOptions` fields (length_penalty, max_length_a, max_length_b, max_length).
         """
-        best = self.translate_nbest(
-            texts, beam_size=beam_size, batch_size=batch_size, batch_tokens=batch_tokens, **options
+        return self.translate_ids(
+            self.encode(texts),
+            beam_size=beam_size,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
+            **options,
         )
-        ids = [hyps[0].tokens if hyps else [] for hyps in best]
-        return self.tokenizers.tgt.decode(ids)
+
+    def translate_ids(
+        self,
+        sources: Sequence[list[int]],
+        *,
+        beam_size: int = 5,
+        batch_size: int = 128,
+        batch_tokens: int = 6000,
+        **options: Any,
+    ) -> list[str]:
+        """`translate` for texts already turned into ids by `encode` (the server counts a
+        request's tokens that way before batching it, and does not encode twice)."""
+        best = self.nbest_ids(
+            sources, beam_size=beam_size, batch_size=batch_size, batch_tokens=batch_tokens,
+            **options,
+        )
+        return self.tokenizers.tgt.decode([hyps[0].tokens if hyps else [] for hyps in best])
 
     def translate_nbest(
         self,
@@ -138,9 +157,23 @@ class Translator:
         **options: Any,
     ) -> list[list[Hypothesis]]:
         """Up to `n_best` hypotheses per text, best first (empty list for empty input)."""
+        return self.nbest_ids(
+            self.encode(texts), n_best=n_best, batch_size=batch_size, batch_tokens=batch_tokens,
+            **options,
+        )
+
+    def nbest_ids(
+        self,
+        sources: Sequence[list[int]],
+        *,
+        n_best: int = 1,
+        batch_size: int = 128,
+        batch_tokens: int = 6000,
+        **options: Any,
+    ) -> list[list[Hypothesis]]:
+        """`translate_nbest` for sources from `encode`."""
         search = SearchOptions(**options)
-        sources = self.encode(texts)
-        results: list[list[Hypothesis]] = [[] for _ in texts]
+        results: list[list[Hypothesis]] = [[] for _ in sources]
         budget = max(1, batch_tokens // search.beam_size)
         for indices in _length_batches(sources, batch_size=batch_size, batch_tokens=budget):
             batch = [sources[i] for i in indices]
@@ -203,7 +236,7 @@ class Translator:
 
 
 def _length_batches(
-    sources: list[list[int]], *, batch_size: int, batch_tokens: int
+    sources: Sequence[list[int]], *, batch_size: int, batch_tokens: int
 ) -> Iterator[list[int]]:
     """Indices of non-empty sources, longest first, in batches bounded by sentences and tokens."""
     order = sorted((i for i, ids in enumerate(sources) if ids), key=lambda i: -len(sources[i]))

@@ -62,11 +62,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.stop()
 
 
-def _translate_fn(app: FastAPI, settings: Settings) -> TranslateFn:
-    def translate(texts: list[str], beam_size: int) -> list[str]:
+def _translate_fn(app: FastAPI, settings: Settings) -> TranslateFn[list[int]]:
+    def translate(sources: list[list[int]], beam_size: int) -> list[str]:
         translator: Translator = app.state.translator
-        return translator.translate(
-            texts,
+        return translator.translate_ids(
+            sources,
             beam_size=beam_size,
             batch_size=settings.max_batch_size,
             batch_tokens=max(6000, settings.max_batch_tokens * beam_size),

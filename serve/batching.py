@@ -24,11 +24,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
-TranslateFn = Callable[[list[str], int], list[str]]
-"""`(texts, beam_size) -> translations` in input order; runs on the worker thread."""
+Item = TypeVar("Item")
+"""What a request carries per sentence: its text, or (as the server sends) its source ids."""
+TranslateFn = Callable[[list[Item], int], list[str]]
+"""`(items, beam_size) -> translations` in input order; runs on the worker thread."""
 
 
 class QueueFullError(Exception):
@@ -45,10 +48,10 @@ class BatchStats:
 
 
 @dataclass
-class Job:
-    """One request: its texts, their source-token count, options and the future to answer."""
+class Job(Generic[Item]):
+    """One request: its sentences, their source-token count, options and the future to answer."""
 
-    texts: list[str]
+    items: list[Item]
     tokens: int
     beam_size: int
     future: asyncio.Future[list[str]]
@@ -66,12 +69,12 @@ class BatchLimits:
     max_queue_size: int = 256
 
 
-class Batcher:
+class Batcher(Generic[Item]):
     """A queue and one worker that turns concurrent requests into batched translate calls."""
 
     def __init__(
         self,
-        translate: TranslateFn,
+        translate: TranslateFn[Item],
         limits: BatchLimits,
         *,
         on_batch: Callable[[BatchStats], None] | None = None,
@@ -79,8 +82,8 @@ class Batcher:
         self.translate = translate
         self.limits = limits
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=limits.max_queue_size)
-        self._held: dict[int, deque[Job]] = {}  # taken from the queue, grouped by beam size
+        self._queue: asyncio.Queue[Job[Item]] = asyncio.Queue(maxsize=limits.max_queue_size)
+        self._held: dict[int, deque[Job[Item]]] = {}  # taken from the queue, grouped by beam size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
         self._worker: asyncio.Task[None] | None = None
         self._free_since = time.monotonic()  # when the last translate call ended
@@ -106,8 +109,8 @@ class Batcher:
         _fail(self._drain(), RuntimeError("the server is shutting down"))
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def submit(self, texts: list[str], *, tokens: int, beam_size: int) -> list[str]:
-        """Queue `texts` and wait for their translations (raises `QueueFullError`).
+    async def submit(self, items: list[Item], *, tokens: int, beam_size: int) -> list[str]:
+        """Queue `items` and wait for their translations (raises `QueueFullError`).
 
         Cancelling the caller (timeout, disconnect) cancels the job: it is skipped if it has
         not started yet, and a result computed anyway is dropped.
@@ -115,7 +118,7 @@ class Batcher:
         if self.depth >= self.limits.max_queue_size:
             raise QueueFullError(f"{self.depth} requests are waiting")
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Job(texts, tokens, beam_size, future))
+        self._queue.put_nowait(Job(items, tokens, beam_size, future))
         try:
             return await future
         finally:
@@ -132,7 +135,7 @@ class Batcher:
             except Exception:  # a bug here must not kill the worker and hang every request
                 logger.exception("batch worker error")
 
-    async def _next_batch(self) -> list[Job]:
+    async def _next_batch(self) -> list[Job[Item]]:
         """The oldest waiting group of equal options, filled until full or its wait expires."""
         if not any(self._held.values()):
             self._hold(await self._queue.get())
@@ -148,11 +151,11 @@ class Batcher:
         await self._fill(group, 0.0, self.limits.max_batch_size)  # what waits already
         return self._take(group)
 
-    def _oldest_group(self) -> deque[Job]:
+    def _oldest_group(self) -> deque[Job[Item]]:
         beam_size = min((jobs[0].enqueued, beam) for beam, jobs in self._held.items() if jobs)[1]
         return self._held[beam_size]
 
-    async def _fill(self, group: deque[Job], deadline: float, target: int) -> None:
+    async def _fill(self, group: deque[Job[Item]], deadline: float, target: int) -> None:
         """Move arrivals into their groups until `group` has `target` sentences or is full;
         wait for arrivals until `deadline` (monotonic seconds), after it take only what waits."""
         while not self._full(group) and _sentences(group) < target:
@@ -165,17 +168,17 @@ class Batcher:
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
                 break
 
-    def _hold(self, job: Job) -> None:
+    def _hold(self, job: Job[Item]) -> None:
         self._held.setdefault(job.beam_size, deque()).append(job)
 
-    def _full(self, group: deque[Job]) -> bool:
+    def _full(self, group: deque[Job[Item]]) -> bool:
         tokens = sum(job.tokens for job in group if not job.future.done())
         return (_sentences(group) >= self.limits.max_batch_size
                 or tokens >= self.limits.max_batch_tokens)
 
-    def _take(self, group: deque[Job]) -> list[Job]:
+    def _take(self, group: deque[Job[Item]]) -> list[Job[Item]]:
         """Pop live jobs from the front of `group` while they fit (always at least one)."""
-        batch: list[Job] = []
+        batch: list[Job[Item]] = []
         sentences = tokens = 0
         while group:
             job = group[0]
@@ -183,23 +186,23 @@ class Batcher:
                 group.popleft()
                 continue
             fits = (
-                sentences + len(job.texts) <= self.limits.max_batch_size
+                sentences + len(job.items) <= self.limits.max_batch_size
                 and tokens + job.tokens <= self.limits.max_batch_tokens
             )
             if batch and not fits:
                 break
             batch.append(group.popleft())
-            sentences, tokens = sentences + len(job.texts), tokens + job.tokens
+            sentences, tokens = sentences + len(job.items), tokens + job.tokens
         return batch
 
-    async def _translate(self, batch: list[Job]) -> None:
+    async def _translate(self, batch: list[Job[Item]]) -> None:
         """One translate call for the whole batch; results are routed back by position."""
-        texts = [text for job in batch for text in job.texts]
+        items = [item for job in batch for item in job.items]
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
             outputs = await loop.run_in_executor(
-                self._executor, self.translate, texts, batch[0].beam_size
+                self._executor, self.translate, items, batch[0].beam_size
             )
         except asyncio.CancelledError:
             _fail(batch, RuntimeError("the server is shutting down"))
@@ -209,16 +212,16 @@ class Batcher:
             return
         finally:
             self._free_since = time.monotonic()
-            self._expected = len(texts) + self.depth
+            self._expected = len(items) + self.depth
         seconds = time.perf_counter() - started
-        self._report(BatchStats(len(texts), sum(job.tokens for job in batch), seconds))
+        self._report(BatchStats(len(items), sum(job.tokens for job in batch), seconds))
         _answer(batch, outputs)
 
     def _report(self, stats: BatchStats) -> None:
         if self.on_batch is not None:
             self.on_batch(stats)
 
-    def _drain(self) -> list[Job]:
+    def _drain(self) -> list[Job[Item]]:
         jobs = [job for group in self._held.values() for job in group]
         self._held.clear()
         while not self._queue.empty():
@@ -226,21 +229,21 @@ class Batcher:
         return jobs
 
 
-def _sentences(group: deque[Job]) -> int:
+def _sentences(group: deque[Job[Item]]) -> int:
     """Sentences of the jobs in `group` that are still wanted."""
-    return sum(len(job.texts) for job in group if not job.future.done())
+    return sum(len(job.items) for job in group if not job.future.done())
 
 
-def _answer(batch: list[Job], outputs: list[str]) -> None:
+def _answer(batch: list[Job[Item]], outputs: list[str]) -> None:
     """Give each job its slice of `outputs`; abandoned jobs are skipped."""
     position = 0
     for job in batch:
         if not job.future.done():
-            job.future.set_result(outputs[position : position + len(job.texts)])
-        position += len(job.texts)
+            job.future.set_result(outputs[position : position + len(job.items)])
+        position += len(job.items)
 
 
-def _fail(jobs: list[Job], error: BaseException) -> None:
+def _fail(jobs: list[Job[Item]], error: BaseException) -> None:
     for job in jobs:
         if not job.future.done():
             job.future.set_exception(error)

@@ -92,8 +92,9 @@ async def translate(
     _check_texts(texts, settings, field=field, indexed=indexed)
     _check_languages(body, translator)
     beam_size = _beam_size(body, settings)
-    tokens = _count_tokens(translator, texts)
-    outputs = await _translate(request, texts, tokens=tokens, beam_size=beam_size)
+    sources = translator.encode(texts)  # ids, truncated: the batcher counts their tokens
+    tokens = sum(len(ids) for ids in sources)
+    outputs = await _translate(request, sources, tokens=tokens, beam_size=beam_size)
     return TranslateResponse(
         translations=outputs,
         translation=outputs[0] if body.text is not None else None,
@@ -102,12 +103,6 @@ async def translate(
         beam_size=beam_size,
         time_ms=round((time.perf_counter() - started) * 1000, 2),
     )
-
-
-def _count_tokens(translator: Translator, texts: list[str]) -> int:
-    """Source subwords after truncation (`Tokenizer.encode` runs small batches on one thread)."""
-    ids = translator.tokenizers.src.encode([text.strip() for text in texts])
-    return sum(min(len(seq), translator.max_input_tokens) for seq in ids)
 
 
 def _beam_size(body: TranslateRequest, settings: Settings) -> int:
@@ -149,12 +144,12 @@ def _check_languages(body: TranslateRequest, translator: Translator) -> None:
 
 
 async def _translate(
-    request: Request, texts: list[str], *, tokens: int, beam_size: int
+    request: Request, sources: list[list[int]], *, tokens: int, beam_size: int
 ) -> list[str]:
     """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
-    batcher: Batcher = request.app.state.batcher
+    batcher: Batcher[list[int]] = request.app.state.batcher
     settings: Settings = request.app.state.settings
-    job = asyncio.ensure_future(batcher.submit(texts, tokens=tokens, beam_size=beam_size))
+    job = asyncio.ensure_future(batcher.submit(sources, tokens=tokens, beam_size=beam_size))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         done, _ = await asyncio.wait(

@@ -233,11 +233,12 @@ def test_cors_off_by_default_and_configurable(
 
 
 def slow_translate(translator: Translator, seconds: float) -> Any:
-    original = translator.translate
+    """The server's translate call (`translate_ids`), `seconds` slower."""
+    original = translator.translate_ids
 
-    def translate(texts: list[str], **options: Any) -> list[str]:
+    def translate(sources: list[list[int]], **options: Any) -> list[str]:
         time.sleep(seconds)
-        return original(texts, **options)
+        return original(sources, **options)
 
     return translate
 
@@ -245,7 +246,7 @@ def slow_translate(translator: Translator, seconds: float) -> Any:
 def test_timeout_is_504(tiny_checkpoint_path: Path) -> None:
     with make_client(tiny_checkpoint_path, request_timeout_s=0.1) as client:
         state = client.app.state  # type: ignore[attr-defined]
-        state.translator.translate = slow_translate(state.translator, 0.5)
+        state.translator.translate_ids = slow_translate(state.translator, 0.5)
         response = client.post("/translate", json={"text": "eins"})
         assert_error(response, 504, "translation took longer than 0.1 s")
 
@@ -254,7 +255,7 @@ def test_full_queue_is_503_with_retry_after(tiny_checkpoint_path: Path) -> None:
     with make_client(tiny_checkpoint_path, max_queue_size=1, max_batch_size=1,
                      retry_after_s=3) as client:
         state = client.app.state  # type: ignore[attr-defined]
-        state.translator.translate = slow_translate(state.translator, 0.3)
+        state.translator.translate_ids = slow_translate(state.translator, 0.3)
         barrier = threading.Barrier(6)
 
         def send(_: int) -> httpx.Response:

@@ -32,6 +32,19 @@ def test_keeps_input_order_and_empty_inputs(translator: Translator) -> None:
     assert translator.translate([]) == []
 
 
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_encoded_sources_translate_like_their_texts(translator: Translator, beam_size: int) -> None:
+    texts = [s for s, _ in number_pairs(20, seed=13)] + [""]
+    sources = translator.encode(texts)
+    assert sources[-1] == [] and all(sources[:-1])
+    expected = translator.translate(texts, beam_size=beam_size)
+    assert translator.translate_ids(sources, beam_size=beam_size) == expected
+    best = translator.nbest_ids(sources, beam_size=beam_size, n_best=beam_size)
+    decoded = translator.tokenizers.tgt.decode([hyps[0].tokens for hyps in best[:-1]])
+    assert decoded == expected[:-1]
+    assert best[-1] == []
+
+
 @pytest.mark.parametrize(("batch_size", "batch_tokens"), [(1, 6000), (3, 6000), (128, 10)])
 def test_batching_limits_do_not_change_output(
     translator: Translator, batch_size: int, batch_tokens: int
