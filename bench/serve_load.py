@@ -45,6 +45,10 @@ CLIENTS = {
     "httpx": "httpx.AsyncClient in Python, which needs about as much CPU per request as the server",
 }
 """How each load generator is described in the report."""
+WRK_NOTE = (
+    " (wrk runs for a time, not a count: each phase lasts about `requests` / the rate of a "
+    "3-second run before it, so request counts are approximate)"
+)
 
 
 @dataclass
@@ -213,20 +217,15 @@ async def httpx_load(
 
 
 WRK_SCRIPT = """
-local bodies, answered, limit = {}, 0, 0
+local bodies = {}
 function init(args)
   for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
-  limit = tonumber(args[2])
 end
 local sent = 0
 function request()
   sent = sent + 1
   local headers = {["Content-Type"] = "application/json"}
   return wrk.format("POST", "/translate", headers, bodies[(sent - 1) % #bodies + 1])
-end
-function response(status, headers, body)
-  answered = answered + 1
-  if answered >= limit then wrk.thread:stop() end
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -235,20 +234,30 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(95), latency:percentile(99)))
 end
 """
-"""wrk hooks: cycle through the request bodies, stop after a count, print one result line."""
+"""wrk hooks: cycle through the request bodies, print one result line at the end."""
 
 
 def wrk_load(
     url: str, texts: list[str], *, requests: int, concurrency: int, max_seconds: float
 ) -> Phase:
-    """The same load from `wrk` (one C thread), which leaves the CPU to the server."""
+    """The same load from `wrk` (one C thread), which leaves the CPU to the server.
+
+    wrk runs for a duration, not a count: a 3-second run at this concurrency measures the
+    rate, then the phase runs for about `requests` requests (at most `max_seconds`)."""
     with tempfile.TemporaryDirectory() as folder:
         script, bodies = Path(folder) / "load.lua", Path(folder) / "bodies.jsonl"
         script.write_text(WRK_SCRIPT)
         bodies.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
-        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(max_seconds))}s",
-                   "--timeout", "60s", "-s", str(script), url, "--", str(bodies), str(requests)]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        probe = run_wrk(url, script, bodies, concurrency=concurrency, seconds=3)
+        seconds = min(max_seconds, max(3, round(requests / max(probe.rate, 0.1))))
+        return run_wrk(url, script, bodies, concurrency=concurrency, seconds=seconds)
+
+
+def run_wrk(url: str, script: Path, bodies: Path, *, concurrency: int, seconds: float) -> Phase:
+    """One wrk run and what it measured."""
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{round(seconds)}s", "--timeout", "60s",
+               "-s", str(script), url, "--", str(bodies)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     sent, errors, duration, *micros = (int(x) for x in line.split()[1:])
     p50, p95, p99 = (x / 1000 for x in micros)
@@ -325,11 +334,38 @@ def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[
     return phases
 
 
+def model_batching_gain(args: argparse.Namespace, texts: list[str]) -> tuple[float, float]:
+    """Milliseconds per sentence of `Translator.translate_ids` alone at batch 1 and at batch 32,
+    with the server's thread count: the most any server can gain from batching this model."""
+    import torch
+
+    from seq2seq import Translator
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    translator = Translator.load(args.model, "cpu")
+    sources = translator.encode(texts[:320])
+    per_sentence = []
+    for size, count in ((1, 64), (32, 320)):
+        chunks = [sources[i : i + size] for i in range(0, count, size)]
+        translator.translate_ids(chunks[0], beam_size=args.beam_size)  # warm-up
+        started = time.perf_counter()
+        for chunk in chunks:
+            translator.translate_ids(chunk, beam_size=args.beam_size, batch_size=size)
+        per_sentence.append((time.perf_counter() - started) / count * 1000)
+    return per_sentence[0], per_sentence[1]
+
+
+def ratio_at_32(phases: list[Phase], unbatched: Phase) -> float:
+    """Batched throughput at concurrency 32 (else the highest) over the unbatched server's."""
+    at32 = next((p for p in phases if p.concurrency == 32), phases[-1])
+    return at32.rate / unbatched.rate
+
+
 def report(
     phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.Namespace, source: str
 ) -> str:
     at32 = next((p for p in phases if p.concurrency == 32), phases[-1])
-    ratio = at32.rate / unbatched.rate
+    ratio = ratio_at_32(phases, unbatched)
     growth = (memory.rss_after - memory.rss_before) / memory.rss_before * 100
     header = (
         "| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
@@ -354,7 +390,8 @@ def report(
         f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
         f"request over loopback ({CLIENTS[args.client]}), server on CPU with {threads} torch "
         f"thread(s), max wait {args.max_wait_ms} ms; each phase is capped at "
-        f"{args.max_seconds:.0f} s.\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
+        f"{args.max_seconds:.0f} s{WRK_NOTE if args.client == 'wrk' else ''}."
+        f"\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
         f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n"
     )
 
@@ -393,6 +430,14 @@ def main() -> None:
     finally:
         plain.stop()
     body = report(phases, unbatched, memory, args, source)
+    wait_for_quiet(args.wait_minutes)
+    one, many = model_batching_gain(args, texts)
+    body += (
+        f"\nThe model alone, in this process with the server's thread count: {one:.1f} ms per "
+        f"sentence at batch 1, {many:.1f} ms at batch 32, so batching can gain at most "
+        f"{one / many:.1f}x here before any HTTP work; the server reached "
+        f"{ratio_at_32(phases, unbatched):.1f}x.\n"
+    )
     load_after = Path("/proc/loadavg").read_text().split()[0]
     body += (
         f"\nLoad average (1 min) {load_before} before, {load_after} after: the load "
