@@ -4,7 +4,9 @@ Requests wait in a bounded asyncio queue. One worker task takes the oldest reque
 most `max_wait_ms` (counted from its arrival, or from the end of the previous call if that is
 later) for others with the same decoding options (beam size) until `max_batch_size` sentences
 or `max_batch_tokens` source subwords are reached, and runs a single translate call on one
-worker thread, off the event loop. When the last call ended with N requests in the system (its
+worker thread, off the event loop. It waits only when the previous call left other requests
+in the system: a lone client is never delayed, and whatever queued during a call still goes
+into the next one. When the last call ended with N requests in the system (its
 own and those queued meanwhile), the next batch waits for N until `rejoin_wait_ms` after it: the
 clients just answered usually send their next request at once, and without this wait they
 trail one batch behind the others (closed-loop clients at concurrency 32 then split into
@@ -140,9 +142,11 @@ class Batcher(Generic[Item]):
         if not any(self._held.values()):
             self._hold(await self._queue.get())
         group = self._oldest_group()
-        # Waits count from the later of the first arrival and the end of the last call.
-        start = max(group[0].enqueued, self._free_since)
-        await self._fill(group, start + self.limits.max_wait_ms / 1000, self.limits.max_batch_size)
+        if self._expected > _sentences(group):  # other clients are active: wait for company
+            # Waits count from the later of the first arrival and the end of the last call.
+            start = max(group[0].enqueued, self._free_since)
+            deadline = start + self.limits.max_wait_ms / 1000
+            await self._fill(group, deadline, self.limits.max_batch_size)
         # Clients answered by the last call usually send their next request at once: until
         # rejoin_wait_ms after that call, wait for them rather than run a small batch ahead.
         target = min(self._expected, self.limits.max_batch_size)

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(default=6000, ge=1)
     """Source subwords per batched translate call."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
-    """How long the first request of a batch waits for company."""
+    """How long the first request of a batch waits for company (only while others are active)."""
     rejoin_wait_ms: float = Field(default=50.0, ge=0, le=10_000)
     """How long a batch smaller than the previous one waits for that one's clients; 0: never."""
     max_queue_size: int = Field(default=256, ge=1)

@@ -197,3 +197,18 @@ def test_simultaneous_http_requests_are_batched_and_answered_correctly(
     calls = float(re.search(r"^seq2seq_batch_size_sentences_count (\S+)$", metrics, re.M)[1])
     assert calls < len(texts)  # fewer translate calls than requests: they were batched
     assert re.search(r'^seq2seq_batch_size_sentences_bucket\{le="1.0"\} (\S+)$', metrics, re.M)
+
+
+def test_a_lone_client_is_not_delayed_by_the_batch_wait() -> None:
+    """With no other client active, waiting for company would only add latency."""
+
+    async def body(batcher: Batcher, _: Recorder) -> list[float]:
+        seconds = []
+        for i in range(3):
+            started = asyncio.get_running_loop().time()
+            await batcher.submit([f"t{i}"], tokens=1, beam_size=1)
+            seconds.append(asyncio.get_running_loop().time() - started)
+        return seconds
+
+    seconds, recorder, _ = run_with(BatchLimits(max_wait_ms=2000), body)
+    assert max(seconds) < 1.0 and len(recorder.calls) == 3
