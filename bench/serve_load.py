@@ -46,7 +46,7 @@ CLIENTS = {
 }
 """How each load generator is described in the report."""
 WRK_NOTE = (
-    " (wrk runs for a time, not a count: each phase lasts about `requests` / the rate of a "
+    " (wrk runs for a time, not a count: each phase lasts 1.15 x `requests` / the rate of a "
     "3-second run before it, so request counts are approximate)"
 )
 
@@ -243,13 +243,14 @@ def wrk_load(
     """The same load from `wrk` (one C thread), which leaves the CPU to the server.
 
     wrk runs for a duration, not a count: a 3-second run at this concurrency measures the
-    rate, then the phase runs for about `requests` requests (at most `max_seconds`)."""
+    rate, then the phase runs long enough for about 1.15 x `requests` requests (at most
+    `max_seconds`), so that it reaches `requests` even when the rate dips."""
     with tempfile.TemporaryDirectory() as folder:
         script, bodies = Path(folder) / "load.lua", Path(folder) / "bodies.jsonl"
         script.write_text(WRK_SCRIPT)
         bodies.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
         probe = run_wrk(url, script, bodies, concurrency=concurrency, seconds=3)
-        seconds = min(max_seconds, max(3, round(requests / max(probe.rate, 0.1))))
+        seconds = min(max_seconds, max(3, round(1.15 * requests / max(probe.rate, 0.1))))
         return run_wrk(url, script, bodies, concurrency=concurrency, seconds=seconds)
 
 
