@@ -5,7 +5,7 @@ text into text with `Translator.load(path).translate(texts)`.
 """
 
 from seq2seq.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from seq2seq.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ModelConfig
+from seq2seq.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ModelConfig, ModelSizes
 from seq2seq.model import Seq2Seq
 from seq2seq.search import Hypothesis, beam_search, greedy_search
 from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointError",
     "Hypothesis",
     "ModelConfig",
+    "ModelSizes",
     "SearchOptions",
     "Seq2Seq",
     "Tokenizer",

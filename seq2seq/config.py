@@ -15,14 +15,10 @@ EOS_ID = 3
 """End-of-sentence id: generation stops when it is produced."""
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Sizes and options of the LSTM encoder-decoder (Sutskever et al., 2014)."""
+@dataclass(frozen=True, kw_only=True)
+class ModelSizes:
+    """The network's shape and options, all but the vocabularies: a training config's `model`."""
 
-    src_vocab_size: int
-    """Number of source subwords (the source SentencePiece model's vocabulary)."""
-    tgt_vocab_size: int
-    """Number of target subwords."""
     embedding_size: int = 256
     """Width of the learned source and target embeddings."""
     hidden_size: int = 512
@@ -39,11 +35,9 @@ class ModelConfig:
     """Every parameter starts uniform in [-init_range, init_range]."""
 
     def __post_init__(self) -> None:
-        for name in ("src_vocab_size", "tgt_vocab_size", "embedding_size", "hidden_size"):
+        for name in ("embedding_size", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.tie_embeddings and self.embedding_size != self.hidden_size:
@@ -51,6 +45,31 @@ class ModelConfig:
                 "tie_embeddings needs embedding_size == hidden_size, "
                 f"got {self.embedding_size} and {self.hidden_size}"
             )
+
+
+@dataclass(frozen=True)
+class ModelConfig(ModelSizes):
+    """Sizes and options of the LSTM encoder-decoder (Sutskever et al., 2014).
+
+    `ModelConfig(src_vocab_size, tgt_vocab_size, **sizes)`: the vocabularies come from the
+    tokenizers, every other field (keyword-only) from `ModelSizes`.
+    """
+
+    src_vocab_size: int
+    """Number of source subwords (the source SentencePiece model's vocabulary)."""
+    tgt_vocab_size: int
+    """Number of target subwords."""
+
+    def __post_init__(self) -> None:
+        for name in ("src_vocab_size", "tgt_vocab_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        super().__post_init__()
+
+    @classmethod
+    def from_sizes(cls, src_vocab_size: int, tgt_vocab_size: int, sizes: ModelSizes) -> ModelConfig:
+        """The config of a network of `sizes` over these vocabularies."""
+        return cls(src_vocab_size, tgt_vocab_size, **asdict(sizes))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as stored in a checkpoint."""

@@ -85,6 +85,8 @@ def test_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("--train.precision=fp8", "train.precision must be one of fp32, bf16, fp16, got 'fp8'"),
         ("--optim.schedule=step", "optim.schedule must be one of"),
         ("--model.hidden_size=0", "model.hidden_size must be positive"),
+        ("--model.dropout=1.5", r"model.dropout must be in \[0, 1\), got 1.5"),
+        ("--model.tie_embeddings=true", "model.tie_embeddings needs embedding_size == hidden"),
         ("--train.max_minutes=0", "set at least one of train.max_steps"),
     ],
 )

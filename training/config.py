@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from seq2seq import ModelSizes
+
 REPO = Path(__file__).resolve().parent.parent
 """The repository root: relative default paths are resolved against it."""
 
@@ -69,26 +71,6 @@ class TokenizerConfig:
     """One SentencePiece model shared by source and target."""
     model_type: str = "unigram"
     """'unigram' or 'bpe'."""
-
-
-@dataclass
-class ModelSection:
-    """Model sizes; the vocabulary sizes come from the tokenizers (see seq2seq.ModelConfig)."""
-
-    embedding_size: int = 256
-    """Width of the source and target embeddings."""
-    hidden_size: int = 512
-    """Width of every LSTM layer."""
-    num_layers: int = 2
-    """LSTM layers in the encoder and in the decoder."""
-    dropout: float = 0.2
-    """Dropout on embeddings, between LSTM layers and before the output projection."""
-    reverse_source: bool = True
-    """Read the source right-to-left."""
-    tie_embeddings: bool = False
-    """Share the decoder's embedding with its output projection (embedding == hidden)."""
-    init_range: float = 0.08
-    """Uniform initialisation range."""
 
 
 @dataclass
@@ -167,8 +149,8 @@ class TrainConfig:
     """The corpus."""
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     """The subword models."""
-    model: ModelSection = field(default_factory=ModelSection)
-    """The network."""
+    model: ModelSizes = field(default_factory=ModelSizes)
+    """The network (`seq2seq.ModelSizes`; the vocabularies come from the tokenizers)."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """The optimisation."""
     train: LoopConfig = field(default_factory=LoopConfig)
@@ -205,9 +187,9 @@ CHOICES = {
     "optim.schedule": ("constant", "inverse_sqrt", "linear", "cosine", "plateau"),
     "train.precision": ("fp32", "bf16", "fp16"),
 }
-POSITIVE = ("tokenizer.vocab_size", "model.embedding_size", "model.hidden_size",
-            "model.num_layers", "data.max_length", "train.batch_tokens", "train.max_sentences",
-            "train.eval_every", "train.log_every")
+POSITIVE = ("tokenizer.vocab_size", "data.max_length", "train.batch_tokens",
+            "train.max_sentences", "train.eval_every", "train.log_every")
+"""Model sizes are checked by `seq2seq.ModelSizes` itself."""
 
 
 def validate(config: TrainConfig) -> None:
@@ -273,7 +255,10 @@ def from_dict(cls: type[Any], raw: dict[str, Any], prefix: str) -> Any:
             values[name] = from_dict(hint, value, f"{prefix}{name}.")  # type: ignore[arg-type]
         else:
             values[name] = coerce(value, hint, f"{prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:  # a section's own check, e.g. ModelSizes: name the section
+        raise ValueError(f"{prefix}{error}") from error
 
 
 def coerce(value: Any, hint: Any, key: str) -> Any:

@@ -176,12 +176,8 @@ class Trainer:
 
 def model_config(config: TrainConfig, tokenizers: TokenizerPair) -> ModelConfig:
     """The network's config: the preset's sizes and the tokenizers' vocabularies."""
-    sizes = config.model
-    return ModelConfig(
-        tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
-        embedding_size=sizes.embedding_size, hidden_size=sizes.hidden_size,
-        num_layers=sizes.num_layers, dropout=sizes.dropout, reverse_source=sizes.reverse_source,
-        tie_embeddings=sizes.tie_embeddings, init_range=sizes.init_range)
+    return ModelConfig.from_sizes(tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
+                                  config.model)
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
