@@ -55,11 +55,6 @@ def plain_loss(model: Seq2Seq, batch: Batch) -> Tensor:
     )
 
 
-def library_loss(model: Seq2Seq, batch: Batch) -> Tensor:
-    """The library's step: `training.loss.token_loss`, as `training` calls it."""
-    return token_loss(model, batch)
-
-
 @dataclass
 class Variant:
     """One way to train: a model with its optimizer, loss, autocast and measured step times."""
@@ -111,15 +106,15 @@ def variants(config: ModelConfig, textbook: list[Batch], library: list[Batch]) -
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     no_autocast = contextlib.nullcontext
     yield Variant("textbook fp32", model(), plain_loss, textbook, cpu, no_autocast, False)
-    yield Variant("library fp32", model(), library_loss, library, cpu, no_autocast, True)
+    yield Variant("library fp32", model(), token_loss, library, cpu, no_autocast, True)
     if cpu_bf16_autocast_works():
-        yield Variant("library bf16 autocast", model(), library_loss, library, cpu, bf16, True)
+        yield Variant("library bf16 autocast", model(), token_loss, library, cpu, bf16, True)
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         amp = lambda: torch.autocast("cuda", dtype=half)  # noqa: E731
         name = f"CUDA AMP ({half})".replace("torch.", "")
-        yield Variant(name, model(), library_loss, library, gpu, amp, True)
+        yield Variant(name, model(), token_loss, library, gpu, amp, True)
 
 
 def load_batches(

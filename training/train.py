@@ -26,7 +26,7 @@ from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
 from training.data import encode_split, encode_stream, iter_pairs, load_split
 from training.fit import fit
-from training.loop import Trainer
+from training.loop import Trainer, check_training_precision
 from training.validation import Validator
 
 
@@ -71,6 +71,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Outcome:
         raise ValueError(f"{last}: no such checkpoint file, nothing to resume")
     context = distributed.setup(config.train.device)
     try:
+        check_training_precision(config.train.precision, context.device)  # before data work
         torch.manual_seed(config.seed)
         trainer = build_trainer(config, context)
         if resume:
