@@ -6,6 +6,7 @@ import gzip
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,22 @@ def test_schedules_warm_up_decay_and_cut_on_plateau() -> None:
     restored = Schedule(plateau.config, max_steps=0)
     restored.load_state_dict(plateau.state_dict())
     assert restored.rate(5) == 0.5
+
+
+def test_linear_decay_follows_the_wall_clock_budget_when_there_is_no_step_limit() -> None:
+    from training.config import OptimConfig
+    from training.loop import Progress, budget_used
+    from training.schedule import Schedule
+
+    linear = OptimConfig(lr=1.0, warmup_steps=2, schedule="linear", min_lr=0.01)
+    with pytest.raises(ValueError, match=r"needs train\.max_steps > 0 or train\.max_minutes > 0"):
+        Schedule(linear, max_steps=0)
+    timed = Schedule(linear, max_steps=0, timed=True)
+    assert timed.rate(1, budget_used=0.9) == 0.5  # warmup goes by steps
+    assert [timed.rate(50, used) for used in (0.0, 0.25, 1.0)] == [1.0, 0.75, 0.01]
+    both = Schedule(linear, max_steps=12, timed=True)
+    assert both.rate(7, budget_used=0.25) == 0.5  # the step limit is nearer: 5 of 10 steps
+    assert budget_used(Progress(elapsed=30.0), time.monotonic(), max_minutes=1.0) == (
+        pytest.approx(0.5, abs=0.01))
+    assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=1.0) == 1.0
+    assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=0.0) == 0.0

@@ -86,7 +86,8 @@ class OptimConfig:
     weight_decay: float = 0.0
     """Weight decay (decoupled for adamw)."""
     schedule: str = "inverse_sqrt"
-    """'constant', 'inverse_sqrt', 'linear', 'cosine' (both to min_lr at max_steps) or 'plateau'."""
+    """'constant', 'inverse_sqrt', 'linear', 'cosine' or 'plateau'. 'linear' and 'cosine' reach
+    min_lr at max_steps or when max_minutes run out, whichever comes first."""
     warmup_steps: int = 200
     """Linear warmup from 0 to lr over this many steps."""
     min_lr: float = 0.0

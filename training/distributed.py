@@ -67,11 +67,16 @@ def barrier(context: Context) -> None:
 
 def any_rank(context: Context, flag: bool) -> bool:
     """True on every rank when `flag` is true on at least one (stop decisions, signals)."""
+    return max_over_ranks(context, [1.0 if flag else 0.0])[0] > 0
+
+
+def max_over_ranks(context: Context, values: list[float]) -> list[float]:
+    """Each value's maximum over all ranks, on every rank (one collective for all of them)."""
     if not context.distributed:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=_comm_device(context))
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=_comm_device(context))  # [N]
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return [float(value) for value in tensor.tolist()]
 
 
 def broadcast_flag(context: Context, flag: bool) -> bool:

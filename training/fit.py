@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from training import distributed
-from training.loop import Trainer, batch_stream, time_left
+from training.loop import Trainer, batch_stream, budget_used, time_left
 
 
 class Meter:
@@ -40,6 +40,7 @@ class Meter:
 def fit(trainer: Trainer) -> str:
     """Train; returns why it stopped: max_steps, max_epochs, max_minutes, early_stopping, signal."""
     started, meter = time.monotonic(), Meter()
+    trainer.budget_used = budget_used(trainer.progress, started, trainer.config.train.max_minutes)
     bar = _bar(trainer)
     reason, validated_at = "max_epochs", -1
     for batch in batch_stream(trainer.batches, trainer.config.train.max_epochs):
@@ -72,6 +73,8 @@ def _periodic(trainer: Trainer, meter: Meter, started: float) -> bool:
 
 
 def _stop_reason(trainer: Trainer, started: float) -> str:
+    """Why to stop now ("" to go on), agreed by all ranks, which also agree on the budget used
+    (the rate schedule reads it, and every rank must step with the same rate)."""
     config, progress = trainer.config.train, trainer.progress
     reasons = [
         ("signal", trainer.stop_signal != 0),
@@ -80,7 +83,10 @@ def _stop_reason(trainer: Trainer, started: float) -> str:
         ("max_minutes", time_left(progress, started, config.max_minutes) <= 0),
     ]
     local = next((name for name, hit in reasons if hit), "")
-    if not distributed.any_rank(trainer.context, bool(local)):
+    used = budget_used(progress, started, config.max_minutes)
+    agreed = distributed.max_over_ranks(trainer.context, [float(bool(local)), used])
+    stop, trainer.budget_used = agreed
+    if not stop:
         return ""
     return local or "other_rank"
 

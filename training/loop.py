@@ -53,9 +53,11 @@ class Trainer:
         self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
         self.wrapped = self._wrap(self.model)
         self.optimizer = build_optimizer(config, self.model)
-        self.schedule = Schedule(config.optim, max_steps=config.train.max_steps)
+        self.schedule = Schedule(config.optim, max_steps=config.train.max_steps,
+                                 timed=config.train.max_minutes > 0)
         self.scaler = self._scaler()
         self.progress = Progress()
+        self.budget_used = 0.0  # share of train.max_minutes gone, agreed by all ranks
         self.log = MetricsLog(self.run_dir)
         self.stop_signal = 0
 
@@ -75,7 +77,7 @@ class Trainer:
         """One optimizer step on `batch`; returns its mean token loss."""
         batch = batch.to(self.context.device)
         self.wrapped.train()
-        rate = self.schedule.apply(self.optimizer, self.progress.step + 1)
+        rate = self.schedule.apply(self.optimizer, self.progress.step + 1, self.budget_used)
         with self.autocast():
             loss = token_loss(self.wrapped, batch,
                               label_smoothing=self.config.optim.label_smoothing)
@@ -215,3 +217,10 @@ def time_left(progress: Progress, started: float, max_minutes: float) -> float:
     if max_minutes <= 0:
         return math.inf
     return max_minutes * 60.0 - (progress.elapsed + time.monotonic() - started)
+
+
+def budget_used(progress: Progress, started: float, max_minutes: float) -> float:
+    """Share of the wall-clock budget gone, 0 to 1 (0 without one)."""
+    if max_minutes <= 0:
+        return 0.0
+    return min(1.0, 1.0 - time_left(progress, started, max_minutes) / (max_minutes * 60.0))
