@@ -7,12 +7,13 @@ rows of sentences that have finished are dropped so they stop costing compute.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from seq2seq.config import BOS_ID, EOS_ID
+from seq2seq.config import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.model import Seq2Seq, State
 
 
@@ -29,7 +30,17 @@ def max_lengths(src_len: Tensor, *, a: float, b: int, cap: int) -> Tensor:
     return (src_len.float() * a + b).ceil().long().clamp(1, cap)
 
 
-def _select(state: State, rows: Tensor) -> State:
+def pad_sources(sources: Sequence[list[int]], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Id lists -> src [B, S] on `device`, padded with PAD_ID, and src_len [B] on the CPU."""
+    src_len = torch.tensor([len(ids) for ids in sources])  # [B]
+    src = torch.full((len(sources), int(src_len.max())), PAD_ID, dtype=torch.long)  # [B, S]
+    for row, ids in enumerate(sources):
+        src[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return src.to(device), src_len
+
+
+def select_rows(state: State, rows: Tensor) -> State:
+    """The state of batch rows `rows` [b] only."""
     return state[0].index_select(1, rows), state[1].index_select(1, rows)  # [L, b, H] each
 
 
@@ -59,7 +70,7 @@ def greedy_search(
             if keep.numel() == 0:
                 break
             rows, tokens, limits = rows[keep], tokens[keep], limits[keep]
-            state = _select(state, keep)
+            state = select_rows(state, keep)
     return [_until_eos(row) for row in output.tolist()]
 
 
@@ -83,7 +94,7 @@ class _Beams:
         """Reorder beams to their `origin` [b, K] and keep only sentences `keep` [b']."""
         rows = torch.arange(origin.size(0), device=origin.device).unsqueeze(1) * beam_size
         rows = (rows + origin)[keep].reshape(-1)  # [b'*K]
-        self.state = _select(self.state, rows)
+        self.state = select_rows(self.state, rows)
         self.tokens = self.tokens.view(-1, beam_size)[keep].reshape(-1)
         for name in ("scores", "history", "limits", "sentences", "num_finished"):
             setattr(self, name, getattr(self, name)[keep])

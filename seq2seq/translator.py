@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
-from seq2seq.config import PAD_ID
+from seq2seq.continuous import GreedyStream
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
-from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
+from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths, pad_sources
 from seq2seq.tokenizer import TokenizerPair
 
 logger = logging.getLogger(__name__)
@@ -142,10 +141,13 @@ class Translator:
         """`translate` for texts already turned into ids by `encode` (the server counts a
         request's tokens that way before batching it, and does not encode twice)."""
         best = self.nbest_ids(
-            sources, beam_size=beam_size, batch_size=batch_size, batch_tokens=batch_tokens,
+            sources,
+            beam_size=beam_size,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
             **options,
         )
-        return self.tokenizers.tgt.decode([hyps[0].tokens if hyps else [] for hyps in best])
+        return self.decode([hyps[0].tokens if hyps else [] for hyps in best])
 
     def translate_nbest(
         self,
@@ -158,7 +160,10 @@ class Translator:
     ) -> list[list[Hypothesis]]:
         """Up to `n_best` hypotheses per text, best first (empty list for empty input)."""
         return self.nbest_ids(
-            self.encode(texts), n_best=n_best, batch_size=batch_size, batch_tokens=batch_tokens,
+            self.encode(texts),
+            n_best=n_best,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
             **options,
         )
 
@@ -181,6 +186,22 @@ class Translator:
                 results[index] = hyps
         return results
 
+    def greedy_stream(self, **options: Any) -> GreedyStream[Any]:
+        """A running greedy batch that sentences (ids from `encode`) join at any step; see
+        `seq2seq.continuous`. `options` are the length fields of `SearchOptions`."""
+        search = SearchOptions(beam_size=1, **options)
+        return GreedyStream(
+            self.model,
+            device=self.device,
+            max_length_a=search.max_length_a,
+            max_length_b=search.max_length_b,
+            max_length=search.max_length,
+        )
+
+    def decode(self, outputs: Sequence[list[int]]) -> list[str]:
+        """Target ids (from a search) -> detokenized text."""
+        return self.tokenizers.tgt.decode(list(outputs))
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Source ids per text, truncated to `max_input_tokens` (with a warning)."""
         sources = self.tokenizers.src.encode([text.strip() for text in texts])
@@ -198,7 +219,7 @@ class Translator:
     def _search(
         self, batch: list[list[int]], search: SearchOptions, n_best: int
     ) -> list[list[Hypothesis]]:
-        src, src_len = self._pad(batch)
+        src, src_len = pad_sources(batch, self.device)
         max_len = max_lengths(
             src_len, a=search.max_length_a, b=search.max_length_b, cap=search.max_length
         )
@@ -214,13 +235,6 @@ class Translator:
             length_penalty=search.length_penalty,
             n_best=n_best,
         )
-
-    def _pad(self, batch: list[list[int]]) -> tuple[Tensor, Tensor]:
-        src_len = torch.tensor([len(ids) for ids in batch])  # [B]
-        src = torch.full((len(batch), int(src_len.max())), PAD_ID, dtype=torch.long)  # [B, S]
-        for row, ids in enumerate(batch):
-            src[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return src.to(self.device), src_len
 
     def info(self) -> dict[str, Any]:
         """What the model is: languages, sizes, parameter count, device, training metadata."""

@@ -118,3 +118,21 @@ def tiny_checkpoint_path(
     )
     save_checkpoint(checkpoint, path)
     return path
+
+
+def random_model(seed: int, *, eos_bias: float = 0.0) -> Seq2Seq:
+    """An untrained 30-word model; `eos_bias` makes END more (or less) likely."""
+    torch.manual_seed(seed)
+    model = Seq2Seq(ModelConfig(30, 30, embedding_size=8, hidden_size=16, dropout=0.0))
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] += eos_bias
+    return model.eval()
+
+
+def random_batch(seed: int, size: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random padded sources for `random_model`: src [B, S], src_len [B]."""
+    generator = torch.Generator().manual_seed(seed)
+    src_len = torch.randint(1, 9, (size,), generator=generator)  # [B]
+    src = torch.randint(4, 30, (size, int(src_len.max())), generator=generator)  # [B, S]
+    src[torch.arange(src.size(1)) >= src_len.unsqueeze(1)] = 0
+    return src, src_len

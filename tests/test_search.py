@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import number_pairs
+from conftest import number_pairs, random_batch, random_model
 
-from seq2seq import EOS_ID, ModelConfig, Seq2Seq, Translator, load_checkpoint
+from seq2seq import EOS_ID, Translator, load_checkpoint
 from seq2seq.search import _candidates, beam_search, greedy_search, max_lengths
 
 SOURCES = [s for s, _ in number_pairs(40, seed=5, max_words=7)]
@@ -15,22 +15,6 @@ SOURCES = [s for s, _ in number_pairs(40, seed=5, max_words=7)]
 @pytest.fixture(scope="module")
 def translator(tiny_checkpoint_path: Path) -> Translator:
     return Translator.from_checkpoint(load_checkpoint(tiny_checkpoint_path), device="cpu")
-
-
-def random_model(seed: int, *, eos_bias: float = 0.0) -> Seq2Seq:
-    torch.manual_seed(seed)
-    model = Seq2Seq(ModelConfig(30, 30, embedding_size=8, hidden_size=16, dropout=0.0))
-    with torch.no_grad():
-        model.decoder.output.bias[EOS_ID] += eos_bias
-    return model.eval()
-
-
-def random_batch(seed: int, size: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    src_len = torch.randint(1, 9, (size,), generator=generator)  # [B]
-    src = torch.randint(4, 30, (size, int(src_len.max())), generator=generator)  # [B, S]
-    src[torch.arange(src.size(1)) >= src_len.unsqueeze(1)] = 0
-    return src, src_len
 
 
 @pytest.mark.parametrize("seed", range(5))
