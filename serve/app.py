@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from seq2seq import Translator
 from seq2seq.cli import UsageError
 from serve.batching import Batcher, BatchLimits, TranslateFn
+from serve.continuous import ContinuousBatcher
 from serve.errors import BodyLimitMiddleware, install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.routes import STATIC, router
@@ -50,8 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.translator = load_translator(settings)
     translator: Translator = app.state.translator
     app.state.model_id = translator.metadata.get("name") or Path(settings.model).name
-    batcher = Batcher(_translate_fn(app, settings), _limits(settings),
-                      on_batch=app.state.metrics.observe_batch)
+    batcher = _batcher(app, settings, translator)
     app.state.metrics.track_queue(lambda: batcher.depth)
     app.state.batcher = batcher
     batcher.start()
@@ -60,6 +60,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await batcher.stop()
+
+
+def _batcher(
+    app: FastAPI, settings: Settings, translator: Translator
+) -> Batcher[list[int]] | ContinuousBatcher:
+    """The configured kind of batching, reporting to the app's metrics."""
+    translate, limits = _translate_fn(app, settings), _limits(settings)
+    observe = app.state.metrics.observe_batch
+    if settings.batching == "static":
+        return Batcher(translate, limits, on_batch=observe)
+    return ContinuousBatcher(translator, limits, translate=translate, on_batch=observe,
+                             max_length=settings.max_length)
 
 
 def _translate_fn(app: FastAPI, settings: Settings) -> TranslateFn[list[int]]:
@@ -120,6 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="default fp32")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     parser.add_argument("--beam-size", type=int, help="default beam width (default 1, greedy)")
+    parser.add_argument("--batching", choices=["continuous", "static"],
+                        help="default continuous: requests join the running batch between steps")
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
     parser.add_argument("--train-if-missing", action="store_true",
@@ -130,7 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the given command-line options on top."""
     names = ("model", "host", "port", "device", "precision", "threads", "beam_size",
-             "max_batch_size", "max_wait_ms")
+             "batching", "max_batch_size", "max_wait_ms")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)
 

@@ -42,11 +42,20 @@ class QueueFullError(Exception):
 
 @dataclass
 class BatchStats:
-    """What one translate call did, for metrics."""
+    """What one translate call (or one step of continuous batching) did, for metrics."""
 
     sentences: int
+    """Sentences answered."""
     tokens: int
+    """Their source subwords."""
     seconds: float
+    """Time of the call or step."""
+    rows: int
+    """Sentences decoded together: the batch size."""
+
+
+StatsFn = Callable[[BatchStats], None]
+"""Receives the stats of every translate call or decoder step, on the worker thread."""
 
 
 @dataclass
@@ -79,7 +88,7 @@ class Batcher(Generic[Item]):
         translate: TranslateFn[Item],
         limits: BatchLimits,
         *,
-        on_batch: Callable[[BatchStats], None] | None = None,
+        on_batch: StatsFn | None = None,
     ) -> None:
         self.translate = translate
         self.limits = limits
@@ -218,7 +227,8 @@ class Batcher(Generic[Item]):
             self._free_since = time.monotonic()
             self._expected = len(items) + self.depth
         seconds = time.perf_counter() - started
-        self._report(BatchStats(len(items), sum(job.tokens for job in batch), seconds))
+        tokens = sum(job.tokens for job in batch)
+        self._report(BatchStats(len(items), tokens, seconds, len(items)))
         _answer(batch, outputs)
 
     def _report(self, stats: BatchStats) -> None:

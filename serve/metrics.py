@@ -6,7 +6,9 @@ Each app gets its own `CollectorRegistry`, so several apps (as in tests) never c
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -23,6 +25,7 @@ from serve.batching import BatchStats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+RATE_WINDOW_S = 10.0
 
 
 class Metrics:
@@ -39,11 +42,13 @@ class Metrics:
             ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self.batch_size = Histogram(
-            "seq2seq_batch_size_sentences", "Sentences per batched translate call",
+            "seq2seq_batch_size_sentences",
+            "Sentences decoded together: per decoder step (continuous batching) or per "
+            "translate call (static batches)",
             buckets=BATCH_BUCKETS, registry=self.registry,
         )
         self.batch_seconds = Histogram(
-            "seq2seq_batch_duration_seconds", "Time of one batched translate call",
+            "seq2seq_batch_duration_seconds", "Time of one decoder step or translate call",
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self.queue_depth = Gauge(
@@ -56,17 +61,35 @@ class Metrics:
             "seq2seq_source_tokens", "Source subwords translated", registry=self.registry
         )
         self.tokens_per_second = Gauge(
-            "seq2seq_source_tokens_per_second", "Source subwords per second in the last batch",
+            "seq2seq_source_tokens_per_second",
+            f"Source subwords translated per second over the last {RATE_WINDOW_S:.0f} s",
             registry=self.registry,
         )
+        self.tokens_per_second.set_function(self._token_rate)
+        self._recent: deque[tuple[float, int]] = deque()  # (monotonic time, tokens)
+        self._lock = threading.Lock()  # batches are observed on the worker thread
 
     def observe_batch(self, stats: BatchStats) -> None:
-        """Record one translate call of the batcher."""
-        self.batch_size.observe(stats.sentences)
+        """Record one translate call or decoder step of the batcher."""
+        self.batch_size.observe(stats.rows)
         self.batch_seconds.observe(stats.seconds)
         self.sentences.inc(stats.sentences)
         self.tokens.inc(stats.tokens)
-        self.tokens_per_second.set(stats.tokens / max(stats.seconds, 1e-9))
+        if stats.tokens:
+            with self._lock:
+                self._recent.append((time.monotonic(), stats.tokens))
+                self._forget_old()
+
+    def _token_rate(self) -> float:
+        with self._lock:
+            self._forget_old()
+            return sum(tokens for _, tokens in self._recent) / RATE_WINDOW_S
+
+    def _forget_old(self) -> None:
+        """Drop entries older than the window (with the lock held): memory stays bounded."""
+        horizon = time.monotonic() - RATE_WINDOW_S
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         """Read the queue depth at scrape time."""

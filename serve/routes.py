@@ -14,6 +14,7 @@ from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
 from seq2seq import Translator
 from serve.batching import Batcher, QueueFullError
+from serve.continuous import ContinuousBatcher
 from serve.errors import error_body, validation_error
 from serve.metrics import Metrics
 from serve.schemas import (
@@ -147,7 +148,7 @@ async def _translate(
     request: Request, sources: list[list[int]], *, tokens: int, beam_size: int
 ) -> list[str]:
     """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
-    batcher: Batcher[list[int]] = request.app.state.batcher
+    batcher: Batcher[list[int]] | ContinuousBatcher = request.app.state.batcher
     settings: Settings = request.app.state.settings
     job = asyncio.ensure_future(batcher.submit(sources, tokens=tokens, beam_size=beam_size))
     gone = asyncio.ensure_future(_disconnected(request))

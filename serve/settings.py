@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16", "int8"]
+Batching = Literal["continuous", "static"]
 
 
 class Settings(BaseSettings):
@@ -42,12 +43,16 @@ class Settings(BaseSettings):
     max_length: int = Field(default=256, ge=1, le=1024)
     """Longest translation in subwords."""
 
+    batching: Batching = "continuous"
+    """'continuous': greedy requests join the running decoder batch between steps (wider
+    beams run as static batches between two steps); 'static': gather, translate, answer."""
     max_batch_size: int = Field(default=64, ge=1, le=1024)
-    """Sentences per batched translate call; 1 disables batching."""
+    """Sentences decoded together; 1 disables batching."""
     max_batch_tokens: int = Field(default=6000, ge=1)
     """Source subwords per batched translate call."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
-    """How long the first request of a batch waits for company (only while others are active)."""
+    """How long the first request of a batch waits for company (only while others are active);
+    continuous: how long newcomers gather before joining a running batch."""
     rejoin_wait_ms: float = Field(default=50.0, ge=0, le=10_000)
     """How long a batch smaller than the previous one waits for that one's clients; 0: never."""
     max_queue_size: int = Field(default=256, ge=1)

@@ -232,30 +232,30 @@ def test_cors_off_by_default_and_configurable(
 # --- overload, timeout, startup ----------------------------------------------------------------
 
 
-def slow_translate(translator: Translator, seconds: float) -> Any:
-    """The server's translate call (`translate_ids`), `seconds` slower."""
-    original = translator.translate_ids
+def slow_down(translator: Translator, seconds: float) -> None:
+    """Every decoder step of `translator`'s model takes `seconds` longer (both batchings)."""
+    step = translator.model.decode_step
 
-    def translate(sources: list[list[int]], **options: Any) -> list[str]:
+    def slow_step(*args: Any) -> Any:
         time.sleep(seconds)
-        return original(sources, **options)
+        return step(*args)
 
-    return translate
+    translator.model.decode_step = slow_step  # type: ignore[method-assign]
 
 
-def test_timeout_is_504(tiny_checkpoint_path: Path) -> None:
-    with make_client(tiny_checkpoint_path, request_timeout_s=0.1) as client:
-        state = client.app.state  # type: ignore[attr-defined]
-        state.translator.translate_ids = slow_translate(state.translator, 0.5)
+@pytest.mark.parametrize("batching", ["continuous", "static"])
+def test_timeout_is_504(tiny_checkpoint_path: Path, batching: str) -> None:
+    with make_client(tiny_checkpoint_path, request_timeout_s=0.1, batching=batching) as client:
+        slow_down(client.app.state.translator, 0.5)  # type: ignore[attr-defined]
         response = client.post("/translate", json={"text": "eins"})
         assert_error(response, 504, "translation took longer than 0.1 s")
 
 
-def test_full_queue_is_503_with_retry_after(tiny_checkpoint_path: Path) -> None:
+@pytest.mark.parametrize("batching", ["continuous", "static"])
+def test_full_queue_is_503_with_retry_after(tiny_checkpoint_path: Path, batching: str) -> None:
     with make_client(tiny_checkpoint_path, max_queue_size=1, max_batch_size=1,
-                     retry_after_s=3) as client:
-        state = client.app.state  # type: ignore[attr-defined]
-        state.translator.translate_ids = slow_translate(state.translator, 0.3)
+                     retry_after_s=3, batching=batching) as client:
+        slow_down(client.app.state.translator, 0.1)  # type: ignore[attr-defined]
         barrier = threading.Barrier(6)
 
         def send(_: int) -> httpx.Response:

@@ -174,13 +174,17 @@ def test_a_failing_call_fails_its_requests_and_the_worker_goes_on() -> None:
 # --- through the app ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("batching", ["continuous", "static"])
 def test_simultaneous_http_requests_are_batched_and_answered_correctly(
-    tiny_checkpoint_path: Path,
+    tiny_checkpoint_path: Path, batching: str
 ) -> None:
     texts = [source for source, _ in number_pairs(48, seed=7)]
     translator = Translator.load(tiny_checkpoint_path, device="cpu")
     expected = [translator.translate([text], beam_size=1)[0] for text in texts]
-    app = create_app(Settings(model=str(tiny_checkpoint_path), device="cpu", max_wait_ms=20))
+    settings = Settings(
+        model=str(tiny_checkpoint_path), device="cpu", max_wait_ms=20, batching=batching
+    )
+    app = create_app(settings)
 
     async def main() -> tuple[list[httpx.Response], str]:
         transport = httpx.ASGITransport(app=app)
@@ -195,7 +199,8 @@ def test_simultaneous_http_requests_are_batched_and_answered_correctly(
     responses, metrics = asyncio.run(main())
     assert [response.json()["translation"] for response in responses] == expected
     calls = float(re.search(r"^seq2seq_batch_size_sentences_count (\S+)$", metrics, re.M)[1])
-    assert calls < len(texts)  # fewer translate calls than requests: they were batched
+    rows = float(re.search(r"^seq2seq_batch_size_sentences_sum (\S+)$", metrics, re.M)[1])
+    assert rows / calls > 2  # sentences were decoded together (per call, or per step)
     assert re.search(r'^seq2seq_batch_size_sentences_bucket\{le="1.0"\} (\S+)$', metrics, re.M)
 
 
