@@ -17,19 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.load import CLIENTS, WRK_NOTE, Phase, httpx_load, wrk_load
 from bench.report import write_section
+from bench.server import Server, batch_totals
 from bench.timing import QUIET
 from training.config import default_data_dir
 
@@ -50,76 +46,6 @@ def sentences(count: int = 1000) -> tuple[list[str], str]:
              "park", "mit", "dem", "ball"]
     synthetic = [" ".join(rng.choices(words, k=rng.randint(5, 15))) + "." for _ in range(count)]
     return synthetic, "synthetic"
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`seq2seq serve` in a subprocess on a free loopback port."""
-
-    def __init__(self, args: argparse.Namespace, *, max_batch_size: int) -> None:
-        self.client: str = args.client
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable,
-            "-m",
-            "seq2seq.cli",
-            "serve",
-            "--model",
-            args.model,
-            "--port",
-            str(self.port),
-            "--device",
-            "cpu",
-            "--beam-size",
-            str(args.beam_size),
-            "--threads",
-            str(args.threads),
-            "--max-batch-size",
-            str(max_batch_size),
-            "--max-wait-ms",
-            str(args.max_wait_ms),
-        ]
-        env = {**os.environ, "SEQ2SEQ_LOG_LEVEL": "warning", "SEQ2SEQ_MAX_QUEUE_SIZE": "1024"}
-        self.process = subprocess.Popen(command, env=env)
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"server exited with status {self.process.returncode}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        sys.exit("server did not become ready")
-
-    @property
-    def rss(self) -> int:
-        return rss_bytes(self.process.pid)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def run_phase(
@@ -159,18 +85,6 @@ def wait_for_quiet(max_minutes: float) -> None:
         time.sleep(30)
 
 
-def batch_totals(url: str) -> tuple[float, float]:
-    """(sentences, translate calls) so far, from the server's Prometheus metrics."""
-    values = {}
-    for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
-        name, _, value = line.partition(" ")
-        values[name] = value
-    return (
-        float(values.get("seq2seq_batch_size_sentences_sum", 0)),
-        float(values.get("seq2seq_batch_size_sentences_count", 0)),
-    )
-
-
 def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[Phase]:
     """Warm up, then one phase per concurrency; notes the mean batch size of each."""
     run_phase(server, "warm-up", texts, requests=200, concurrency=8, max_seconds=60)
@@ -187,9 +101,29 @@ def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[
         )
         sentences_after, calls_after = batch_totals(server.url)
         mean = (sentences_after - sentences_before) / max(calls_after - calls_before, 1)
-        phase.name = f"batched (mean batch {mean:.1f})"
+        phase.name = f"continuous (mean {mean:.1f} rows a step)"
         phases.append(phase)
     return phases
+
+
+def single_phase(
+    args: argparse.Namespace, texts: list[str], name: str, *, max_batch_size: int, batching: str
+) -> Phase:
+    """A fresh server, a short warm-up, then `args.requests` requests at concurrency 32."""
+    server = Server(args, max_batch_size=max_batch_size, batching=batching)
+    try:
+        server.wait_ready()
+        run_phase(server, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
+        sentences_before, calls_before = batch_totals(server.url)
+        phase = run_phase(server, name, texts, requests=args.requests, concurrency=32,
+                          max_seconds=args.max_seconds)
+        sentences_after, calls_after = batch_totals(server.url)
+    finally:
+        server.stop()
+    if max_batch_size > 1:
+        mean = (sentences_after - sentences_before) / max(calls_after - calls_before, 1)
+        phase.name = f"{name} (mean batch {mean:.1f})"
+    return phase
 
 
 def model_batching_gain(args: argparse.Namespace, texts: list[str]) -> tuple[float, float]:
@@ -220,25 +154,29 @@ def ratio_at_32(phases: list[Phase], unbatched: Phase) -> float:
 
 
 def report(
-    phases: list[Phase], unbatched: Phase, memory: Phase, args: argparse.Namespace, source: str
+    phases: list[Phase], others: list[Phase], memory: Phase, args: argparse.Namespace, source: str
 ) -> str:
+    """The table, the targets, and how the run was made. `others`: unbatched, static."""
     at32 = next((p for p in phases if p.concurrency == 32), phases[-1])
+    unbatched, static = others
     ratio = ratio_at_32(phases, unbatched)
+    everything = [*phases, memory, *others]
     growth = (memory.rss_after - memory.rss_before) / memory.rss_before * 100
     header = (
         "| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
         "| server RSS MiB |\n|---|---|---|---|---|---|---|---|---|"
     )
-    rows = "\n".join(p.row() for p in [*phases, unbatched, memory])
+    rows = "\n".join(p.row() for p in everything)
     checks = [
-        (f"batching speed-up at concurrency {at32.concurrency}: {ratio:.1f}x", ratio >= 8),
+        (f"batching speed-up at concurrency {at32.concurrency}: {ratio:.1f}x "
+         f"(static batches: {static.rate / unbatched.rate:.1f}x)", ratio >= 8),
         (
             f"p99 at concurrency {at32.concurrency}: {at32.p99:.0f} ms",
             at32.p99 < 500,
         ),
         (
-            f"errors: {sum(p.errors for p in [*phases, unbatched, memory])}",
-            all(p.errors == 0 for p in [*phases, unbatched, memory]),
+            f"errors: {sum(p.errors for p in everything)}",
+            all(p.errors == 0 for p in everything),
         ),
         (f"RSS growth over {memory.sent} requests: {growth:+.1f}%", growth < 10),
     ]
@@ -273,28 +211,18 @@ def main() -> None:
         )
     finally:
         server.stop()
-    plain = Server(args, max_batch_size=1)
-    try:
-        plain.wait_ready()
-        run_phase(plain, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
-        unbatched = run_phase(
-            plain,
-            "max batch 1 (no batching)",
-            texts,
-            requests=args.requests,
-            concurrency=32,
-            max_seconds=args.max_seconds,
-        )
-    finally:
-        plain.stop()
-    body = report(phases, unbatched, memory, args, source)
+    unbatched = single_phase(args, texts, "max batch 1 (no batching)", max_batch_size=1,
+                             batching="continuous")
+    static = single_phase(args, texts, "static batches", max_batch_size=args.max_batch_size,
+                          batching="static")
+    body = report(phases, [unbatched, static], memory, args, source)
     wait_for_quiet(args.wait_minutes)
     one, many = model_batching_gain(args, texts)
     body += (
         f"\nThe model alone, in this process with the server's thread count: {one:.1f} ms per "
-        f"sentence at batch 1, {many:.1f} ms at batch 32, so batching can gain at most "
-        f"{one / many:.1f}x here before any HTTP work; the server reached "
-        f"{ratio_at_32(phases, unbatched):.1f}x.\n"
+        f"sentence at batch 1, {many:.1f} ms in static batches of 32 ({one / many:.1f}x, what "
+        f"static batching can gain at most before any HTTP work); the server reached "
+        f"{ratio_at_32(phases, unbatched):.1f}x with continuous batching.\n"
     )
     load_after = Path("/proc/loadavg").read_text().split()[0]
     body += (
