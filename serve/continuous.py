@@ -140,14 +140,15 @@ class ContinuousBatcher:
 
     def _take_newcomers(self) -> list[Job]:
         """Greedy jobs from the front of the queue that fit in the batch, once they are worth
-        an encoder call: when the batch is empty, when they would fill a quarter of it, or
-        when the oldest has waited `max_wait_ms`."""
+        an encoder call (one call for four sentences costs far less than four calls): when the
+        batch is empty, when they are a quarter as many as its rows, or when the oldest has
+        waited `max_wait_ms`."""
         rows, free = len(self.stream), self.limits.max_batch_size - len(self.stream)
         waiting = [job for job in self._pending if job.beam_size == 1]
         sentences = sum(len(job.items) for job in waiting)
         oldest = waiting[0].enqueued if waiting else time.monotonic()
         waited = time.monotonic() - oldest >= self.limits.max_wait_ms / 1000
-        if rows and not waited and sentences < max(1, free // 4):
+        if rows and not waited and sentences < max(1, rows // 4):
             return []
         jobs: list[Job] = []
         while self._pending and self._pending[0].beam_size == 1:
