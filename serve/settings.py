@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=64, ge=1, le=1024)
     """Sentences decoded together; 1 disables batching."""
     max_batch_tokens: int = Field(default=6000, ge=1)
-    """Source subwords per batched translate call."""
+    """Source subwords per static batch (every batch of a wider beam, and all batches with
+    batching 'static')."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
     """How long the first request of a batch waits for company (only while others are active);
     continuous: how long newcomers gather before joining a running batch."""
