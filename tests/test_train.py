@@ -196,7 +196,7 @@ def test_linear_decay_follows_the_wall_clock_budget_when_there_is_no_step_limit(
     from training.schedule import Schedule
 
     linear = OptimConfig(lr=1.0, warmup_steps=2, schedule="linear", min_lr=0.01)
-    with pytest.raises(ValueError, match=r"needs train\.max_steps > 0 or train\.max_minutes > 0"):
+    with pytest.raises(ValueError, match=r"needs train\.max_steps, train\.max_minutes or"):
         Schedule(linear, max_steps=0)
     timed = Schedule(linear, max_steps=0, timed=True)
     assert timed.rate(1, budget_used=0.9) == 0.5  # warmup goes by steps
@@ -207,3 +207,13 @@ def test_linear_decay_follows_the_wall_clock_budget_when_there_is_no_step_limit(
         pytest.approx(0.5, abs=0.01))
     assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=1.0) == 1.0
     assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=0.0) == 0.0
+
+
+def test_linear_decay_by_epochs_ends_after_the_last_epochs_batches() -> None:
+    from training.loop import decay_steps
+
+    by_epochs = load_config(TINY, ["--train.max_steps=0", "--train.max_epochs=3"])
+    assert decay_steps(by_epochs, [None] * 7) == 21
+    assert decay_steps(by_epochs, iter([])) == 0  # streamed batches: their number is unknown
+    by_steps = load_config(TINY, ["--train.max_steps=50", "--train.max_epochs=3"])
+    assert decay_steps(by_steps, [None] * 7) == 50

@@ -185,6 +185,10 @@ class DatasetBatches:
         """The epoch being read."""
         return self.sampler.epoch
 
+    def __len__(self) -> int:
+        """Batches per epoch on this rank (the same on every rank)."""
+        return len(self.sampler)
+
     def __iter__(self) -> Iterator[Batch]:
         for indices in self.sampler:
             rows = self.dataset[indices]

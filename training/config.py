@@ -87,7 +87,7 @@ class OptimConfig:
     """Weight decay (decoupled for adamw)."""
     schedule: str = "inverse_sqrt"
     """'constant', 'inverse_sqrt', 'linear', 'cosine' or 'plateau'. 'linear' and 'cosine' reach
-    min_lr at max_steps or when max_minutes run out, whichever comes first."""
+    min_lr at max_steps (else after max_epochs) or when max_minutes run out, whichever is first."""
     warmup_steps: int = 200
     """Linear warmup from 0 to lr over this many steps."""
     min_lr: float = 0.0

@@ -53,7 +53,7 @@ class Trainer:
         self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
         self.wrapped = self._wrap(self.model)
         self.optimizer = build_optimizer(config, self.model)
-        self.schedule = Schedule(config.optim, max_steps=config.train.max_steps,
+        self.schedule = Schedule(config.optim, max_steps=decay_steps(config, batches),
                                  timed=config.train.max_minutes > 0)
         self.scaler = self._scaler()
         self.progress = Progress()
@@ -179,6 +179,17 @@ def model_config(config: TrainConfig, tokenizers: TokenizerPair) -> ModelConfig:
     """The network's config: the preset's sizes and the tokenizers' vocabularies."""
     return ModelConfig.from_sizes(tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
                                   config.model)
+
+
+def decay_steps(config: TrainConfig, batches: Any) -> int:
+    """Where a linear or cosine decay ends by steps: train.max_steps, else train.max_epochs
+    of batches when their number is known (not when streaming), else 0 (none)."""
+    loop = config.train
+    if loop.max_steps > 0:
+        return loop.max_steps
+    if loop.max_epochs > 0 and hasattr(batches, "__len__"):
+        return loop.max_epochs * len(batches)
+    return 0
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

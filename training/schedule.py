@@ -27,8 +27,8 @@ class Schedule:
             raise ValueError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, "
                              f"got {config.schedule!r}")
         if config.schedule in ("linear", "cosine") and max_steps <= 0 and not timed:
-            raise ValueError(f"optim.schedule {config.schedule!r} needs train.max_steps > 0 "
-                             "or train.max_minutes > 0")
+            raise ValueError(f"optim.schedule {config.schedule!r} needs train.max_steps, "
+                             "train.max_minutes or (without streaming) train.max_epochs")
         self.config, self.max_steps = config, max_steps
         self.factor = 1.0
         self.best = -math.inf
