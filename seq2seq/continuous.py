@@ -3,10 +3,10 @@
 `greedy_search` decodes a fixed batch until its longest sentence ends. Rows that finish early
 leave, so the batch thins out towards the end, and sentences that arrive meanwhile wait for
 the next batch. `GreedyStream` keeps a single batch going instead (iteration-level batching):
-`admit` encodes new sentences and appends their rows, `step` moves every row on by one token
-and returns the sentences that just ended. A server that admits requests as they arrive keeps
-the decoder's matrix multiplies full and answers each sentence when it is done, not when the
-longest sentence of its batch is.
+`admit` encodes new sentences and appends their rows (or, split across two threads, `encode`
+then `join`), `step` moves every row on by one token and returns the sentences that just
+ended. A server that admits requests as they arrive keeps the decoder's matrix multiplies
+full and answers each sentence when it is done, not when the longest sentence of its batch is.
 
 Each row goes through the same arithmetic as in `greedy_search` (same encoder call, same
 `decode_step`, same length limit), so a sentence gets the same tokens whoever shares its batch.
@@ -35,6 +35,16 @@ class Finished(Generic[Key]):
 
     key: Key
     tokens: list[int]
+
+
+@dataclass(frozen=True)
+class Encoded(Generic[Key]):
+    """Sentences encoded by `GreedyStream.encode`, ready to `join` the batch."""
+
+    keys: list[Key]
+    state: State | None  # [L, n, H] each; None when no source had any token
+    limits: list[int]  # most tokens per sentence
+    finished: list[Finished[Key]]  # the empty sources: nothing to decode
 
 
 class GreedyStream(Generic[Key]):
@@ -67,31 +77,42 @@ class GreedyStream(Generic[Key]):
         """The keys of the sentences being decoded, in row order."""
         return list(self._keys)
 
-    @torch.inference_mode()
     def admit(self, keys: Sequence[Key], sources: Sequence[list[int]]) -> list[Finished[Key]]:
         """Encode `sources` (ids from `Translator.encode`) and add them as rows; an empty
         source has nothing to translate and is returned finished at once."""
+        return self.join(self.encode(keys, sources))
+
+    @torch.inference_mode()
+    def encode(self, keys: Sequence[Key], sources: Sequence[list[int]]) -> Encoded[Key]:
+        """The encoder's half of `admit`, which leaves the batch alone: another thread may
+        encode newcomers while this one steps, and `join` them between two steps."""
         finished = [Finished(key, []) for key, ids in zip(keys, sources, strict=True) if not ids]
         live = [(key, ids) for key, ids in zip(keys, sources, strict=True) if ids]
         if not live:
-            return finished
+            return Encoded([], None, [], finished)
         src, src_len = pad_sources([ids for _, ids in live], self.device)  # [n, S], [n]
         state = self.model.encode(src, src_len)  # [L, n, H] each
         a, b, cap = self.length_rule
         limits = max_lengths(src_len, a=a, b=b, cap=cap).tolist()
-        tokens = torch.full((len(live),), BOS_ID, dtype=torch.long, device=self.device)  # [n]
+        return Encoded([key for key, _ in live], state, limits, finished)
+
+    def join(self, encoded: Encoded[Key]) -> list[Finished[Key]]:
+        """Add encoded sentences as rows; returns those that were finished already."""
+        if encoded.state is None:
+            return encoded.finished
+        tokens = torch.full((len(encoded.keys),), BOS_ID, dtype=torch.long, device=self.device)
         if self._tokens is None or self._state is None:
-            self._tokens, self._state = tokens, state
+            self._tokens, self._state = tokens, encoded.state  # [n], [L, n, H] each
         else:
             self._tokens = torch.cat([self._tokens, tokens])  # [b + n]
             self._state = (
-                torch.cat([self._state[0], state[0]], 1),  # [L, b + n, H]
-                torch.cat([self._state[1], state[1]], 1),
+                torch.cat([self._state[0], encoded.state[0]], 1),  # [L, b + n, H]
+                torch.cat([self._state[1], encoded.state[1]], 1),
             )
-        self._keys.extend(key for key, _ in live)
-        self._outputs.extend([] for _ in live)
-        self._limits.extend(limits)
-        return finished
+        self._keys.extend(encoded.keys)
+        self._outputs.extend([] for _ in encoded.keys)
+        self._limits.extend(encoded.limits)
+        return encoded.finished
 
     @torch.inference_mode()
     def step(self) -> list[Finished[Key]]:

@@ -2,34 +2,39 @@
 
 The static `Batcher` gathers requests, translates them in one call and answers them together;
 requests that arrive during the call wait for the next one, and the call's last steps run on
-the few rows whose sentences are longest. `ContinuousBatcher` runs one decoding loop on a
-worker thread over a `GreedyStream`: before a step it admits what has queued (one encoder call
-for all newcomers), after it answers every request whose sentences have all ended. The batch
-stays full under load, and a short sentence is not held back by a long one.
+the few rows whose sentences are longest. `ContinuousBatcher` keeps one `GreedyStream` going
+instead, on two threads: the encoder thread encodes whatever greedy requests are waiting (in
+one call, while the batch has room), and the decoder thread, between two steps, joins what
+has been encoded and answers every request whose sentences have all ended. The batch stays
+full under load, a short sentence is not held back by a long one, and encoding newcomers
+never stalls the decoder: on a CPU the two threads run on two cores.
 
-Requests with a beam wider than 1 are translated between two steps as a static batch of
-every waiting request with that beam, through the same worker thread, so the model is only
-ever used by one thread. A request that timed out or whose client went away leaves the batch
-at the next step, and its result is never computed.
+Requests with a beam wider than 1 are translated as one static batch per beam size on the
+decoder thread, between two steps. A request that timed out or whose client went away leaves
+the batch at the next step, and its result is never computed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from seq2seq import Translator
-from seq2seq.continuous import Finished, GreedyStream
+from seq2seq.continuous import Encoded, Finished, GreedyStream
 from serve.batching import BatchLimits, BatchStats, QueueFullError, StatsFn, TranslateFn
 
 logger = logging.getLogger(__name__)
 
 Key = tuple[int, int]
 """(job number, sentence index) of one row of the stream."""
+Work = TypeVar("Work")
 
 
 @dataclass
@@ -41,16 +46,21 @@ class Job:
     beam_size: int
     future: asyncio.Future[list[str]]
     loop: asyncio.AbstractEventLoop
-    enqueued: float = field(default_factory=time.monotonic)
+    number: int = -1
     outputs: dict[int, list[int]] = field(default_factory=dict)
 
-    def answer(self, texts: list[str] | BaseException) -> None:
+    def answer(self, result: list[str] | BaseException) -> None:
         """Resolve the future from any thread (ignored when the caller has gone)."""
-        self.loop.call_soon_threadsafe(_settle, self.future, texts)
+        self.loop.call_soon_threadsafe(_settle, self.future, result)
+
+    @property
+    def abandoned(self) -> bool:
+        """The caller stopped waiting (timeout, disconnect, shutdown)."""
+        return self.future.done()
 
 
 class ContinuousBatcher:
-    """A queue and one decoding loop that requests join and leave between steps."""
+    """A queue, an encoder thread and a decoding loop that requests join between steps."""
 
     def __init__(
         self,
@@ -62,42 +72,48 @@ class ContinuousBatcher:
         max_length: int = 256,
     ) -> None:
         """`translate` runs the static batches of wider beams; `limits.max_batch_size` caps
-        the rows decoded together, `max_wait_ms` how long newcomers gather before joining."""
+        the sentences being decoded or waiting to join, `max_queue_size` the waiting requests."""
         self.stream: GreedyStream[Key] = translator.greedy_stream(max_length=max_length)
         self.decode, self.translate = translator.decode, translate
         self.limits, self.on_batch = limits, on_batch
-        self._pending: deque[Job] = deque()
-        self._running: dict[int, Job] = {}
-        self._numbers = iter(range(1 << 62))
+        self._greedy: deque[Job] = deque()  # waiting for the encoder thread
+        self._beam: deque[Job] = deque()  # waiting for the decoder thread
+        self._encoded: deque[tuple[list[Job], Encoded[Key]]] = deque()  # waiting to join
+        self._running: dict[int, Job] = {}  # joined, by number; the decoder thread's own
+        self._rows = 0  # sentences being decoded, encoded or encoding
+        self._numbers = itertools.count()
         self._ready = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def depth(self) -> int:
         """Requests accepted but not yet being translated."""
-        return len(self._pending)
+        return len(self._greedy) + len(self._beam)
 
     def start(self) -> None:
-        """Start the worker thread."""
-        if self._thread is None:
+        """Start the encoder and decoder threads."""
+        if not self._threads:
             self._stopping = False
-            self._thread = threading.Thread(target=self._work, name="translate", daemon=True)
-            self._thread.start()
+            for name, target in (("encode", self._encode_loop), ("translate", self._decode_loop)):
+                thread = threading.Thread(target=target, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     async def stop(self) -> None:
-        """Stop the worker and fail every request it has not answered."""
+        """Stop both threads and fail every request not answered yet."""
         with self._ready:
             self._stopping = True
-            self._ready.notify()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+            self._ready.notify_all()
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        self._threads.clear()
         error = RuntimeError("the server is shutting down")
-        for job in [*self._pending, *self._running.values()]:
+        encoded = [job for jobs, _ in self._encoded for job in jobs]
+        for job in [*self._greedy, *self._beam, *encoded, *self._running.values()]:
             job.answer(error)
-        self._pending.clear()
-        self._running.clear()
+        for queue in (self._greedy, self._beam, self._encoded, self._running):
+            queue.clear()
         self.stream.clear()
 
     async def submit(self, items: list[list[int]], *, tokens: int, beam_size: int) -> list[str]:
@@ -105,84 +121,100 @@ class ContinuousBatcher:
         loop = asyncio.get_running_loop()
         job = Job(items, tokens, beam_size, loop.create_future(), loop)
         with self._ready:
-            if len(self._pending) >= self.limits.max_queue_size:
-                raise QueueFullError(f"{len(self._pending)} requests are waiting")
-            self._pending.append(job)
-            self._ready.notify()
+            if self.depth >= self.limits.max_queue_size:
+                raise QueueFullError(f"{self.depth} requests are waiting")
+            (self._greedy if beam_size == 1 else self._beam).append(job)
+            self._ready.notify_all()
         try:
             return await job.future
         finally:
-            job.future.cancel()  # no-op when answered; otherwise the worker drops the job
+            job.future.cancel()  # no-op when answered; otherwise the threads drop the job
 
-    def _work(self) -> None:
-        while (work := self._next_work()) is not None:
-            greedy, beam = work
+    # --- encoder thread ------------------------------------------------------------------
+
+    def _encode_loop(self) -> None:
+        while (jobs := self._wait(self._take_greedy)) is not None:
+            keys = [(job.number, index) for job in jobs for index in range(len(job.items))]
+            try:
+                encoded = self.stream.encode(keys, [ids for job in jobs for ids in job.items])
+            except Exception as error:  # fail these requests; the thread goes on
+                logger.exception("encoder error")
+                self._release(jobs, error)
+                continue
+            with self._ready:
+                self._encoded.append((jobs, encoded))
+                self._ready.notify_all()
+
+    def _take_greedy(self) -> list[Job] | None:
+        """Waiting greedy jobs, oldest first, while the batch has room (always one when it is
+        empty); None when there is nothing to take."""
+        self._greedy = deque(job for job in self._greedy if not job.abandoned)
+        jobs: list[Job] = []
+        while self._greedy:
+            size = len(self._greedy[0].items)
+            if self._rows and self._rows + size > self.limits.max_batch_size:
+                break
+            job = self._greedy.popleft()
+            job.number = next(self._numbers)
+            jobs.append(job)
+            self._rows += size
+        return jobs or None
+
+    def _release(self, jobs: list[Job], error: BaseException) -> None:
+        with self._ready:
+            self._rows -= sum(len(job.items) for job in jobs)
+            self._ready.notify_all()
+        for job in jobs:
+            job.answer(error)
+
+    # --- decoder thread ------------------------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        while (work := self._wait(self._take_decoder_work)) is not None:
+            joins, beam = work
             try:
                 if beam:
                     self._translate_static(beam)
-                self._admit(greedy)
+                for jobs, encoded in joins:
+                    self._join(jobs, encoded)
                 self._step()
-            except Exception as error:  # a bug must not kill the worker and hang every request
+            except Exception as error:  # a bug must not kill the thread and hang every request
                 logger.exception("batch worker error")
                 self._fail_running(error)
 
-    def _next_work(self) -> tuple[list[Job], list[Job]] | None:
-        """Jobs to admit and a static beam batch to run; None once stopping."""
-        with self._ready:
-            while not self._stopping and not self._pending and not len(self.stream):
-                self._ready.wait()
-            if self._stopping:
-                return None
-            self._drop_abandoned()
-            if self._pending and self._pending[0].beam_size > 1:
-                return [], self._take_beam_batch()
-            return self._take_newcomers(), []
-
-    def _take_newcomers(self) -> list[Job]:
-        """Greedy jobs from the front of the queue that fit in the batch, once they are worth
-        an encoder call (one call for four sentences costs far less than four calls): when the
-        batch is empty, when they are a quarter as many as its rows, or when the oldest has
-        waited `max_wait_ms`."""
-        rows, free = len(self.stream), self.limits.max_batch_size - len(self.stream)
-        waiting = [job for job in self._pending if job.beam_size == 1]
-        sentences = sum(len(job.items) for job in waiting)
-        oldest = waiting[0].enqueued if waiting else time.monotonic()
-        waited = time.monotonic() - oldest >= self.limits.max_wait_ms / 1000
-        if rows and not waited and sentences < max(1, rows // 4):
-            return []
-        jobs: list[Job] = []
-        while self._pending and self._pending[0].beam_size == 1:
-            size = len(self._pending[0].items)
-            if (rows or jobs) and size > free:
-                break
-            jobs.append(self._pending.popleft())
-            free -= size
-        return jobs
+    def _take_decoder_work(self) -> tuple[list[tuple[list[Job], Encoded[Key]]], list[Job]] | None:
+        """Encoded groups to join and a static beam batch; None when there is nothing to do."""
+        self._drop_abandoned()
+        joins = list(self._encoded)
+        self._encoded.clear()
+        beam = self._take_beam_batch()
+        return (joins, beam) if joins or beam or len(self.stream) else None
 
     def _take_beam_batch(self) -> list[Job]:
-        """Every waiting job with the front job's beam, within the batch limits."""
-        beam_size, sentences, tokens = self._pending[0].beam_size, 0, 0
+        """Every waiting job with the oldest one's beam, within the batch limits."""
+        self._beam = deque(job for job in self._beam if not job.abandoned)
+        if not self._beam:
+            return []
+        beam_size, sentences, tokens = self._beam[0].beam_size, 0, 0
         jobs: list[Job] = []
-        for job in list(self._pending):
+        for job in list(self._beam):
             fits = (
                 sentences + len(job.items) <= self.limits.max_batch_size
                 and tokens + job.tokens <= self.limits.max_batch_tokens
             )
-            if job.beam_size != beam_size or (jobs and not fits):
-                continue
-            self._pending.remove(job)
-            jobs.append(job)
-            sentences, tokens = sentences + len(job.items), tokens + job.tokens
+            if job.beam_size == beam_size and (fits or not jobs):
+                self._beam.remove(job)
+                jobs.append(job)
+                sentences, tokens = sentences + len(job.items), tokens + job.tokens
         return jobs
 
     def _drop_abandoned(self) -> None:
-        """Forget jobs whose caller has gone: from the queue, and their rows from the batch."""
-        self._pending = deque(job for job in self._pending if not job.future.done())
-        gone = [number for number, job in self._running.items() if job.future.done()]
+        """Take the rows of requests whose caller has gone out of the batch."""
+        gone = {number for number, job in self._running.items() if job.abandoned}
         if gone:
             self.stream.remove({key for key in self.stream.keys if key[0] in gone})
             for number in gone:
-                del self._running[number]
+                self._rows -= len(self._running.pop(number).items)
 
     def _translate_static(self, jobs: list[Job]) -> None:
         items = [ids for job in jobs for ids in job.items]
@@ -194,24 +226,17 @@ class ContinuousBatcher:
             for job in jobs:
                 job.answer(error)
             return
-        seconds = time.perf_counter() - started
         tokens = sum(job.tokens for job in jobs)
-        self._report(BatchStats(len(items), tokens, seconds, len(items)))
+        self._report(BatchStats(len(items), tokens, time.perf_counter() - started, len(items)))
         position = 0
         for job in jobs:
             job.answer(outputs[position : position + len(job.items)])
             position += len(job.items)
 
-    def _admit(self, jobs: list[Job]) -> None:
-        keys: list[Key] = []
-        sources: list[list[int]] = []
+    def _join(self, jobs: list[Job], encoded: Encoded[Key]) -> None:
         for job in jobs:
-            number = next(self._numbers)
-            self._running[number] = job
-            keys.extend((number, index) for index in range(len(job.items)))
-            sources.extend(job.items)
-        if keys:
-            self._collect(self.stream.admit(keys, sources))
+            self._running[job.number] = job
+        self._collect(self.stream.join(encoded))
 
     def _step(self) -> None:
         rows, started = len(self.stream), time.perf_counter()
@@ -221,25 +246,42 @@ class ContinuousBatcher:
 
     def _collect(self, finished: list[Finished[Key]]) -> tuple[int, int]:
         """File each finished sentence with its job; answer complete jobs. Returns the
-        sentences finished and their source tokens."""
-        sentences = tokens = 0
+        sentences answered and their source tokens."""
+        done: list[Job] = []
         for item in finished:
             number, index = item.key
             job = self._running.get(number)
-            if job is None:
-                continue
-            job.outputs[index] = item.tokens
-            if len(job.outputs) == len(job.items):
-                del self._running[number]
-                job.answer(self.decode([job.outputs[i] for i in range(len(job.items))]))
-                sentences, tokens = sentences + len(job.items), tokens + job.tokens
-        return sentences, tokens
+            if job is not None:
+                job.outputs[index] = item.tokens
+                if len(job.outputs) == len(job.items):
+                    done.append(self._running.pop(number))
+        if done:
+            with self._ready:  # room for the encoder thread
+                self._rows -= sum(len(job.items) for job in done)
+                self._ready.notify_all()
+        for job in done:
+            job.answer(self.decode([job.outputs[i] for i in range(len(job.items))]))
+        return sum(len(job.items) for job in done), sum(job.tokens for job in done)
 
     def _fail_running(self, error: BaseException) -> None:
+        with self._ready:
+            self._rows -= sum(len(job.items) for job in self._running.values())
+            self._ready.notify_all()
         for job in self._running.values():
             job.answer(error)
         self._running.clear()
         self.stream.clear()
+
+    # --- both ----------------------------------------------------------------------------
+
+    def _wait(self, take: Callable[[], Work | None]) -> Work | None:
+        """Under the lock, wait until `take()` gives something; None once stopping."""
+        with self._ready:
+            while not self._stopping:
+                if (work := take()) is not None:
+                    return work
+                self._ready.wait()
+            return None
 
     def _report(self, stats: BatchStats) -> None:
         if self.on_batch is not None:
