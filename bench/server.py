@@ -34,7 +34,7 @@ class Server:
     """`seq2seq serve` in a subprocess on a free loopback port."""
 
     def __init__(
-        self, args: argparse.Namespace, *, max_batch_size: int, batching: str = "continuous"
+        self, args: argparse.Namespace, *, max_batch_size: int, batching: str = "static"
     ) -> None:
         self.client: str = args.client
         self.port = free_port()

@@ -132,8 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="default fp32")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     parser.add_argument("--beam-size", type=int, help="default beam width (default 1, greedy)")
-    parser.add_argument("--batching", choices=["continuous", "static"],
-                        help="default continuous: requests join the running batch between steps")
+    parser.add_argument("--batching", choices=["static", "continuous"],
+                        help="static [default]: gather, translate, answer; continuous: requests "
+                        "join the running batch between decoder steps")
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
     parser.add_argument("--train-if-missing", action="store_true",

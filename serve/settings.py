@@ -43,9 +43,12 @@ class Settings(BaseSettings):
     max_length: int = Field(default=256, ge=1, le=1024)
     """Longest translation in subwords."""
 
-    batching: Batching = "continuous"
-    """'continuous': greedy requests join the running decoder batch between steps (wider
-    beams run as static batches between two steps); 'static': gather, translate, answer."""
+    batching: Batching = "static"
+    """'static': gather requests, translate them in one call, answer them together;
+    'continuous': greedy requests join the running decoder batch between steps (wider beams
+    run as static batches between two steps). On a 2-core CPU the two reach about the same
+    throughput (see BENCHMARKS.md); continuous answers a short sentence without waiting for
+    the longest one of its batch."""
     max_batch_size: int = Field(default=64, ge=1, le=1024)
     """Sentences decoded together; 1 disables batching."""
     max_batch_tokens: int = Field(default=6000, ge=1)
