@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     """Source subwords per static batch (every batch of a wider beam, and all batches with
     batching 'static')."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
-    """How long the first request of a batch waits for company (only while others are active);
-    continuous: how long newcomers gather before joining a running batch."""
+    """How long the first request of a static batch waits for company (only while others are
+    active); continuous batching never waits."""
     rejoin_wait_ms: float = Field(default=50.0, ge=0, le=10_000)
     """How long a batch smaller than the previous one waits for that one's clients; 0: never."""
     max_queue_size: int = Field(default=256, ge=1)
