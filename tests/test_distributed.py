@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -36,8 +37,17 @@ def worker(rank: int, overrides: list[str], port: int, out: str) -> None:
     distributed.teardown(context)
 
 
-def test_two_gloo_ranks_end_identical(tmp_path: Path) -> None:
-    overrides = tiny_overrides(tmp_path, "run", train__max_steps=6)
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"train__max_steps": 6},
+        # A wall-clock budget with a decay over it: the ranks must agree on the rate every step.
+        {"train__max_steps": 0, "train__max_minutes": 0.04, "optim__schedule": "linear"},
+    ],
+    ids=["steps", "minutes"],
+)
+def test_two_gloo_ranks_end_identical(tmp_path: Path, limits: dict[str, object]) -> None:
+    overrides = tiny_overrides(tmp_path, "run", **limits)
     mp.spawn(worker, args=(overrides, free_port(), str(tmp_path)), nprocs=2, join=True)
     first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert all(torch.equal(first[name], second[name]) for name in first)

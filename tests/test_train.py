@@ -192,7 +192,7 @@ def test_schedules_warm_up_decay_and_cut_on_plateau() -> None:
 
 def test_linear_decay_follows_the_wall_clock_budget_when_there_is_no_step_limit() -> None:
     from training.config import OptimConfig
-    from training.loop import Progress, budget_used
+    from training.loop import Progress, budget_used, share_of_budget
     from training.schedule import Schedule
 
     linear = OptimConfig(lr=1.0, warmup_steps=2, schedule="linear", min_lr=0.01)
@@ -207,6 +207,7 @@ def test_linear_decay_follows_the_wall_clock_budget_when_there_is_no_step_limit(
         pytest.approx(0.5, abs=0.01))
     assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=1.0) == 1.0
     assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=0.0) == 0.0
+    assert share_of_budget(45.0, max_minutes=1.0) == 0.75  # a resumed run's first step
 
 
 def test_linear_decay_by_epochs_ends_after_the_last_epochs_batches() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from training import distributed
-from training.loop import Trainer, batch_stream, budget_used, time_left
+from training.loop import Trainer, batch_stream, budget_used, share_of_budget, time_left
 
 
 class Meter:
@@ -40,7 +40,9 @@ class Meter:
 def fit(trainer: Trainer) -> str:
     """Train; returns why it stopped: max_steps, max_epochs, max_minutes, early_stopping, signal."""
     started, meter = time.monotonic(), Meter()
-    trainer.budget_used = budget_used(trainer.progress, started, trainer.config.train.max_minutes)
+    # From the checkpoint's count alone, so that every rank starts with the same rate.
+    max_minutes = trainer.config.train.max_minutes
+    trainer.budget_used = share_of_budget(trainer.progress.elapsed, max_minutes)
     bar = _bar(trainer)
     reason, validated_at = "max_epochs", -1
     for batch in batch_stream(trainer.batches, trainer.config.train.max_epochs):

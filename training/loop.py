@@ -231,7 +231,12 @@ def time_left(progress: Progress, started: float, max_minutes: float) -> float:
 
 
 def budget_used(progress: Progress, started: float, max_minutes: float) -> float:
-    """Share of the wall-clock budget gone, 0 to 1 (0 without one)."""
+    """Share of the wall-clock budget gone now, 0 to 1 (0 without one)."""
+    return share_of_budget(progress.elapsed + time.monotonic() - started, max_minutes)
+
+
+def share_of_budget(seconds: float, max_minutes: float) -> float:
+    """`seconds` as a share of a `max_minutes` budget, at most 1 (0 without a budget)."""
     if max_minutes <= 0:
         return 0.0
-    return min(1.0, 1.0 - time_left(progress, started, max_minutes) / (max_minutes * 60.0))
+    return min(1.0, seconds / (max_minutes * 60.0))
