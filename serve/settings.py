@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16", "int8"]
-Batching = Literal["continuous", "static"]
+Batching = Literal["static", "continuous"]
 
 
 class Settings(BaseSettings):
