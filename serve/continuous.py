@@ -192,6 +192,8 @@ class ContinuousBatcher:
 
     def _take_beam_batch(self) -> list[Job]:
         """Every waiting job with the oldest one's beam, within the batch limits."""
+        if not self._beam:  # the usual case, checked before every decoder step
+            return []
         self._beam = deque(job for job in self._beam if not job.abandoned)
         if not self._beam:
             return []

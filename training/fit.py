@@ -78,14 +78,14 @@ def _stop_reason(trainer: Trainer, started: float) -> str:
     """Why to stop now ("" to go on), agreed by all ranks, which also agree on the budget used
     (the rate schedule reads it, and every rank must step with the same rate)."""
     config, progress = trainer.config.train, trainer.progress
+    used = budget_used(progress, started, config.max_minutes)  # 0 without a time limit
     reasons = [
         ("signal", trainer.stop_signal != 0),
         ("early_stopping", progress.history.get("early_stop", 0.0) > 0),
         ("max_steps", 0 < config.max_steps <= progress.step),
-        ("max_minutes", time_left(progress, started, config.max_minutes) <= 0),
+        ("max_minutes", used >= 1.0),
     ]
     local = next((name for name, hit in reasons if hit), "")
-    used = budget_used(progress, started, config.max_minutes)
     agreed = distributed.max_over_ranks(trainer.context, [float(bool(local)), used])
     stop, trainer.budget_used = agreed
     if not stop:
