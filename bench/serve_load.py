@@ -2,11 +2,12 @@
 
 Starts the server as a subprocess, sends one-sentence requests (Multi30k test sentences when
 present, else synthetic ones) at several concurrencies with wrk, or httpx when wrk is not
-installed (`bench.load`), then repeats concurrency 32 against a server with batching off (max
-batch 1) for the speed-up from micro-batching and against the other kind of batching
-(`--batching static|continuous`: the one measured throughout; the other is measured at
-concurrency 32 only), checks resident memory over a long run, and times the model alone at
-batch 1 and 32 for the most static batching could gain. Every phase is
+installed (`bench.load`), then repeats concurrency 32 against the same server with batching
+off (max batch 1) for the speed-up from micro-batching and against the other server variants
+(`--variant`: static or continuous batching, on threads of the server process or in a child
+process; the one chosen is measured throughout, the others at concurrency 32 only), checks
+resident memory (server and child) over a long run, and times the model alone at batch 1 and
+32 for the most static batching could gain. Every phase is
 bounded in requests and in seconds, so the script always stops by itself. While
 /tmp/seq2seq-quiet exists (another engineer's benchmark) it sends nothing: a phase waits for
 the window to close, and one that is running when a window opens stops and starts over.
@@ -35,8 +36,9 @@ MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quali
           "runs/perf/model.pt")
 """Tried in order when no --model is given."""
 SENTENCES = default_data_dir()
-OTHER = {"static": "continuous", "continuous": "static"}
-"""The kind of batching measured beside the main one."""
+VARIANTS = {f"{batching}, {inference}": (batching, inference)
+            for inference in ("thread", "process") for batching in ("static", "continuous")}
+"""Server variants: (--batching, --inference)."""
 
 
 def sentences(count: int = 1000) -> tuple[list[str], str]:
@@ -105,16 +107,17 @@ def measure(server: Server, texts: list[str], args: argparse.Namespace) -> list[
         )
         sentences_after, calls_after = batch_totals(server.url)
         mean = (sentences_after - sentences_before) / max(calls_after - calls_before, 1)
-        phase.name = f"{args.batching} (mean batch {mean:.1f})"
+        phase.name = f"{args.variant} (mean batch {mean:.1f})"
         phases.append(phase)
     return phases
 
 
 def single_phase(
-    args: argparse.Namespace, texts: list[str], name: str, *, max_batch_size: int, batching: str
+    args: argparse.Namespace, texts: list[str], name: str, *, max_batch_size: int, variant: str
 ) -> Phase:
     """A fresh server, a short warm-up, then `args.requests` requests at concurrency 32."""
-    server = Server(args, max_batch_size=max_batch_size, batching=batching)
+    batching, inference = VARIANTS[variant]
+    server = Server(args, max_batch_size=max_batch_size, batching=batching, inference=inference)
     try:
         server.wait_ready()
         run_phase(server, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
@@ -160,20 +163,22 @@ def ratio_at_32(phases: list[Phase], unbatched: Phase) -> float:
 def report(
     phases: list[Phase], others: list[Phase], memory: Phase, args: argparse.Namespace, source: str
 ) -> str:
-    """The table, the targets, and how the run was made. `others`: unbatched, other batching."""
+    """The table, the targets, and how the run was made. `others`: unbatched, other variants."""
     at32 = next((p for p in phases if p.concurrency == 32), phases[-1])
-    unbatched, other = others
+    unbatched = others[0]
+    compared = ", ".join(f"{p.name.split(' (')[0]}: {p.rate / unbatched.rate:.1f}x"
+                         for p in others[1:])
     ratio = ratio_at_32(phases, unbatched)
     everything = [*phases, memory, *others]
     growth = (memory.rss_after - memory.rss_before) / memory.rss_before * 100
     header = (
         "| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
-        "| server RSS MiB |\n|---|---|---|---|---|---|---|---|---|"
+        "| server RSS MiB (with its child) |\n|---|---|---|---|---|---|---|---|---|"
     )
     rows = "\n".join(p.row() for p in everything)
     checks = [
         (f"batching speed-up at concurrency {at32.concurrency}: {ratio:.1f}x "
-         f"({OTHER[args.batching]} batching: {other.rate / unbatched.rate:.1f}x)", ratio >= 8),
+         f"({compared})", ratio >= 8),
         (
             f"p99 at concurrency {at32.concurrency}: {at32.p99:.0f} ms",
             at32.p99 < 500,
@@ -201,7 +206,9 @@ def main() -> None:
     wait_for_quiet(args.wait_minutes)
     load_before = Path("/proc/loadavg").read_text().split()[0]
     texts, source = sentences()
-    server = Server(args, max_batch_size=args.max_batch_size)
+    batching, inference = VARIANTS[args.variant]
+    server = Server(args, max_batch_size=args.max_batch_size, batching=batching,
+                    inference=inference)
     try:
         server.wait_ready()
         phases = measure(server, texts, args)
@@ -215,19 +222,18 @@ def main() -> None:
         )
     finally:
         server.stop()
-    unbatched = single_phase(args, texts, "max batch 1 (no batching)", max_batch_size=1,
-                             batching=args.batching)
-    other = OTHER[args.batching]
-    compared = single_phase(args, texts, other, max_batch_size=args.max_batch_size,
-                            batching=other)
-    body = report(phases, [unbatched, compared], memory, args, source)
+    unbatched = single_phase(args, texts, f"{args.variant}, max batch 1 (no batching)",
+                             max_batch_size=1, variant=args.variant)
+    compared = [single_phase(args, texts, other, max_batch_size=args.max_batch_size,
+                             variant=other) for other in VARIANTS if other != args.variant]
+    body = report(phases, [unbatched, *compared], memory, args, source)
     wait_for_quiet(args.wait_minutes)
     one, many = model_batching_gain(args, texts)
     body += (
         f"\nThe model alone, in this process with the server's thread count: {one:.1f} ms per "
         f"sentence at batch 1, {many:.1f} ms in static batches of 32 ({one / many:.1f}x, what "
         f"static batching can gain at most before any HTTP work); the server reached "
-        f"{ratio_at_32(phases, unbatched):.1f}x with {args.batching} batching.\n"
+        f"{ratio_at_32(phases, unbatched):.1f}x ({args.variant}).\n"
     )
     load_after = Path("/proc/loadavg").read_text().split()[0]
     body += (
@@ -256,8 +262,10 @@ def parse_args() -> argparse.Namespace:
         help="server torch threads (0: torch's default, one per core)",
     )
     parser.add_argument("--max-wait-ms", type=float, default=10, help="batch fill wait")
-    parser.add_argument("--batching", choices=list(OTHER), default="static",
-                        help="the server's batching in every phase but one (the other kind)")
+    parser.add_argument("--variant", choices=list(VARIANTS), default="static, thread",
+                        help="the server in every phase (the others only at concurrency 32): "
+                        "static or continuous batching, decoding on threads of the server "
+                        "process or in a child process")
     parser.add_argument(
         "--client",
         choices=["auto", "wrk", "httpx"],

@@ -16,11 +16,15 @@ import httpx
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc."""
+    """Resident set size of a process and its children (an inference process), from /proc."""
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+            total = int(line.split()[1]) * 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_bytes(int(child))
+    return total
 
 
 def free_port() -> int:
@@ -34,7 +38,8 @@ class Server:
     """`seq2seq serve` in a subprocess on a free loopback port."""
 
     def __init__(
-        self, args: argparse.Namespace, *, max_batch_size: int, batching: str = "static"
+        self, args: argparse.Namespace, *, max_batch_size: int, batching: str = "static",
+        inference: str = "thread",
     ) -> None:
         self.client: str = args.client
         self.port = free_port()
@@ -56,6 +61,8 @@ class Server:
             str(args.threads),
             "--batching",
             batching,
+            "--inference",
+            inference,
             "--max-batch-size",
             str(max_batch_size),
             "--max-wait-ms",

@@ -1,7 +1,8 @@
 """The FastAPI app and the `seq2seq serve` command.
 
 `create_app(settings)` builds the app; its lifespan loads the model once (unless one is handed
-in) into `app.state.translator` and starts the batch worker. `seq2seq serve` loads the model
+in) into `app.state.translator` and starts the batcher, or with `inference: process` a child
+process that batches and decodes (`serve.engine`). `seq2seq serve` loads the model
 *before* uvicorn binds the port, so a missing or bad checkpoint stops the command with one
 line and exit status 2 rather than a server traceback; with `--train-if-missing` it first
 trains the default Multi30k preset when the model file does not exist.
@@ -10,6 +11,7 @@ trains the default Multi30k preset when the model file does not exist.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import shutil
@@ -25,8 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from seq2seq import Translator
 from seq2seq.cli import UsageError
-from serve.batching import Batcher, BatchLimits, TranslateFn
-from serve.continuous import ContinuousBatcher
+from serve.engine import AnyBatcher, InferenceProcess, build_batcher, load_translator
 from serve.errors import BodyLimitMiddleware, install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.routes import STATIC, router
@@ -36,66 +37,50 @@ logger = logging.getLogger("serve")
 DEFAULT_PRESET = "multi30k_de_en.yaml"
 
 
-def load_translator(settings: Settings) -> Translator:
-    """`Translator.load` with the configured device and precision."""
-    return Translator.load(settings.model, device=settings.device, precision=settings.precision)
+def server_translator(settings: Settings) -> Translator:
+    """The server process's model: as configured, or on the CPU in fp32 when a child process
+    decodes (the server then needs only its tokenizers and facts)."""
+    if settings.inference == "process":
+        return Translator.load(settings.model, device="cpu")
+    return load_translator(settings)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the model once, start the batch worker; stop it on shutdown."""
+    """Load the model once, start the batcher (in a child process if so configured); stop it."""
     settings: Settings = app.state.settings
     if settings.threads:
         torch.set_num_threads(settings.threads)
     if app.state.translator is None:
-        app.state.translator = load_translator(settings)
+        app.state.translator = server_translator(settings)
     translator: Translator = app.state.translator
     app.state.model_id = translator.metadata.get("name") or Path(settings.model).name
-    batcher = _batcher(app, settings, translator)
+    batcher = await _start_batcher(app, settings, translator)
     app.state.metrics.track_queue(lambda: batcher.depth)
     app.state.batcher = batcher
-    batcher.start()
-    logger.info("model %s loaded on %s", app.state.model_id, translator.device)
+    logger.info("model %s loaded on %s, decoding in %s", app.state.model_id,
+                app.state.model_info["device"], settings.inference)
     try:
         yield
     finally:
         await batcher.stop()
 
 
-def _batcher(
+async def _start_batcher(
     app: FastAPI, settings: Settings, translator: Translator
-) -> Batcher[list[int]] | ContinuousBatcher:
-    """The configured kind of batching, reporting to the app's metrics."""
-    translate, limits = _translate_fn(app, settings), _limits(settings)
+) -> AnyBatcher | InferenceProcess:
+    """The configured batcher, started, reporting to the app's metrics; sets `model_info`."""
     observe = app.state.metrics.observe_batch
-    if settings.batching == "static":
-        return Batcher(translate, limits, on_batch=observe)
-    return ContinuousBatcher(translator, limits, translate=translate, on_batch=observe,
-                             max_length=settings.max_length)
-
-
-def _translate_fn(app: FastAPI, settings: Settings) -> TranslateFn[list[int]]:
-    def translate(sources: list[list[int]], beam_size: int) -> list[str]:
-        translator: Translator = app.state.translator
-        return translator.translate_ids(
-            sources,
-            beam_size=beam_size,
-            batch_size=settings.max_batch_size,
-            batch_tokens=max(6000, settings.max_batch_tokens * beam_size),
-            max_length=settings.max_length,
-        )
-
-    return translate
-
-
-def _limits(settings: Settings) -> BatchLimits:
-    return BatchLimits(
-        max_batch_size=settings.max_batch_size,
-        max_batch_tokens=settings.max_batch_tokens,
-        max_wait_ms=settings.max_wait_ms,
-        rejoin_wait_ms=settings.rejoin_wait_ms,
-        max_queue_size=settings.max_queue_size,
-    )
+    batcher: AnyBatcher | InferenceProcess
+    if settings.inference == "process":
+        batcher = InferenceProcess(settings, on_batch=observe)
+        await asyncio.to_thread(batcher.launch)
+        app.state.model_info = batcher.info
+    else:
+        batcher = build_batcher(settings, translator, on_batch=observe)
+        app.state.model_info = translator.info()
+    batcher.start()
+    return batcher
 
 
 def create_app(
@@ -135,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batching", choices=["static", "continuous"],
                         help="static [default]: gather, translate, answer; continuous: requests "
                         "join the running batch between decoder steps")
+    parser.add_argument("--inference", choices=["thread", "process"],
+                        help="thread [default]: batch and decode in the server process; "
+                        "process: in a child process, apart from HTTP handling")
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
     parser.add_argument("--train-if-missing", action="store_true",
@@ -145,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the given command-line options on top."""
     names = ("model", "host", "port", "device", "precision", "threads", "beam_size",
-             "batching", "max_batch_size", "max_wait_ms")
+             "batching", "inference", "max_batch_size", "max_wait_ms")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)
 
@@ -163,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(settings.model).is_file():
         raise UsageError(f"model file {settings.model} not found (add --train-if-missing to "
                          "train the default Multi30k model first)")
-    app = create_app(settings, translator=load_translator(settings))
+    app = create_app(settings, translator=server_translator(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 

@@ -13,8 +13,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
 from seq2seq import Translator
-from serve.batching import Batcher, QueueFullError
-from serve.continuous import ContinuousBatcher
+from serve.batching import QueueFullError
+from serve.engine import AnyBatcher, InferenceProcess, InferenceProcessError
 from serve.errors import error_body, validation_error
 from serve.metrics import Metrics
 from serve.schemas import (
@@ -148,7 +148,7 @@ async def _translate(
     request: Request, sources: list[list[int]], *, tokens: int, beam_size: int
 ) -> list[str]:
     """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
-    batcher: Batcher[list[int]] | ContinuousBatcher = request.app.state.batcher
+    batcher: AnyBatcher | InferenceProcess = request.app.state.batcher
     settings: Settings = request.app.state.settings
     job = asyncio.ensure_future(batcher.submit(sources, tokens=tokens, beam_size=beam_size))
     gone = asyncio.ensure_future(_disconnected(request))
@@ -165,6 +165,9 @@ async def _translate(
             return job.result()
         except QueueFullError as error:
             raise HTTPException(503, f"server busy: {error}; retry later",
+                                headers={"Retry-After": str(settings.retry_after_s)}) from error
+        except InferenceProcessError as error:
+            raise HTTPException(503, f"{error}; retry later",
                                 headers={"Retry-After": str(settings.retry_after_s)}) from error
     if gone in done:
         raise HTTPException(499, "client closed the request")
@@ -185,17 +188,24 @@ async def health() -> Status:
 
 @router.get("/ready", response_model=Status, responses={503: {"model": Status}})
 async def ready(request: Request) -> Any:
-    """The model is loaded and the batch worker runs; 503 otherwise."""
+    """The model is loaded and the batch worker runs; 503 otherwise (also while a new inference
+    process replaces one that stopped)."""
     if getattr(request.app.state, "translator", None) is None:
         body = {"status": "loading", **error_body("model not loaded", "model not loaded")}
+        return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    batcher = getattr(request.app.state, "batcher", None)
+    if isinstance(batcher, InferenceProcess) and not batcher.alive:
+        reason = "the inference process is starting again"
+        body = {"status": "restarting", **error_body(reason, reason)}
         return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
     return Status(status="ready")
 
 
-@router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
-async def model(request: Request, translator: TranslatorDep) -> ModelInfo:
-    """Languages, sizes, parameter count, device and checkpoint metadata."""
-    return ModelInfo(id=request.app.state.model_id, **translator.info())
+@router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}},
+            dependencies=[Depends(loaded_translator)])
+async def model(request: Request) -> ModelInfo:
+    """Languages, sizes, parameter count, device (where it decodes) and checkpoint metadata."""
+    return ModelInfo(id=request.app.state.model_id, **request.app.state.model_info)
 
 
 @router.get("/metrics", response_class=Response)

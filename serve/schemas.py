@@ -131,4 +131,4 @@ class ModelInfo(BaseModel):
 class Status(BaseModel):
     """Liveness or readiness."""
 
-    status: Literal["ok", "ready", "loading"]
+    status: Literal["ok", "ready", "loading", "restarting"]

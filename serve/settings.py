@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16", "int8"]
 Batching = Literal["static", "continuous"]
+Inference = Literal["thread", "process"]
 
 
 class Settings(BaseSettings):
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
     run as static batches between two steps). On a 2-core CPU the two reach about the same
     throughput (see BENCHMARKS.md); continuous answers a short sentence without waiting for
     the longest one of its batch."""
+    inference: Inference = "thread"
+    """Where requests are batched and decoded: 'thread', on threads of the server process;
+    'process', in a child process that holds the model, so that HTTP handling and decoding do
+    not take turns for one interpreter lock."""
     max_batch_size: int = Field(default=64, ge=1, le=1024)
     """Sentences decoded together; 1 disables batching."""
     max_batch_tokens: int = Field(default=6000, ge=1)

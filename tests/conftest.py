@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from seq2seq import (
     ModelConfig,
     Seq2Seq,
     TokenizerPair,
+    Translator,
     save_checkpoint,
 )
 
@@ -136,3 +139,14 @@ def random_batch(seed: int, size: int = 12) -> tuple[torch.Tensor, torch.Tensor]
     src = torch.randint(4, 30, (size, int(src_len.max())), generator=generator)  # [B, S]
     src[torch.arange(src.size(1)) >= src_len.unsqueeze(1)] = 0
     return src, src_len
+
+
+def slow_down(translator: Translator, seconds: float) -> None:
+    """Every decoder step of `translator`'s model takes `seconds` longer (both batchings)."""
+    step = translator.model.decode_step
+
+    def slow_step(*args: Any) -> Any:
+        time.sleep(seconds)
+        return step(*args)
+
+    translator.model.decode_step = slow_step  # type: ignore[method-assign,assignment]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import slow_down
 from fastapi.testclient import TestClient
 
 from seq2seq import CheckpointError, Translator
@@ -230,17 +230,6 @@ def test_cors_off_by_default_and_configurable(
 
 
 # --- overload, timeout, startup ----------------------------------------------------------------
-
-
-def slow_down(translator: Translator, seconds: float) -> None:
-    """Every decoder step of `translator`'s model takes `seconds` longer (both batchings)."""
-    step = translator.model.decode_step
-
-    def slow_step(*args: Any) -> Any:
-        time.sleep(seconds)
-        return step(*args)
-
-    translator.model.decode_step = slow_step  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("batching", ["continuous", "static"])

@@ -62,7 +62,8 @@ def test_getter_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -> None
     ("name", "value", "reason"),
     [("SEQ2SEQ_PORT", "eighty", "valid integer"), ("SEQ2SEQ_DEVICE", "tpu", "'auto', 'cpu'"),
      ("SEQ2SEQ_BEAM_SIZE", "20", "less than or equal to 8"),
-     ("SEQ2SEQ_BATCHING", "dynamic", "'static' or 'continuous'")],
+     ("SEQ2SEQ_BATCHING", "dynamic", "'static' or 'continuous'"),
+     ("SEQ2SEQ_INFERENCE", "gpu", "'thread' or 'process'")],
 )
 def test_bad_environment_values_are_rejected(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
@@ -75,10 +76,11 @@ def test_command_line_overrides_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SEQ2SEQ_PORT", "9003")
     monkeypatch.setenv("SEQ2SEQ_HOST", "0.0.0.0")
     monkeypatch.setenv("SEQ2SEQ_BATCHING", "static")
+    monkeypatch.setenv("SEQ2SEQ_INFERENCE", "thread")
     settings = settings_from_args(parse("--model", "m.pt", "--port", "9100", "--beam-size", "4",
-                                        "--batching", "continuous"))
+                                        "--batching", "continuous", "--inference", "process"))
     assert (settings.model, settings.port, settings.beam_size) == ("m.pt", 9100, 4)
-    assert settings.batching == "continuous"
+    assert (settings.batching, settings.inference) == ("continuous", "process")
     assert settings.host == "0.0.0.0"  # not given on the command line: the environment's
 
 def test_cli_bad_setting_is_one_line_exit_2(
