@@ -27,11 +27,12 @@ from fastapi.staticfiles import StaticFiles
 
 from seq2seq import Translator
 from seq2seq.cli import UsageError
-from serve.engine import AnyBatcher, InferenceProcess, build_batcher, load_translator
+from serve.engine import InferenceProcess
 from serve.errors import BodyLimitMiddleware, install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.routes import STATIC, router
 from serve.settings import Settings, get_settings
+from serve.worker import AnyBatcher, build_batcher, load_translator
 
 logger = logging.getLogger("serve")
 DEFAULT_PRESET = "multi30k_de_en.yaml"

@@ -1,13 +1,12 @@
-"""Where requests are batched and decoded: in the server process, or in a child process.
+"""The server's side of an inference process: the batcher in a child, behind its interface.
 
-`build_batcher` makes the configured batcher (static or continuous) around a `Translator`.
-With `inference: process` that batcher runs in a spawned child that holds the model, and the
-server talks to it through `InferenceProcess`, which has the batcher's interface (`start`,
-`submit`, `depth`, `stop`): each request goes over a pipe as source ids, its answer comes back
-the same way, and a request the server gives up on (timeout, disconnect) is cancelled in the
-child. The server process keeps the tokenizers and parses, validates and answers HTTP on one
-core while the child decodes on another, instead of taking turns with it for one interpreter
-lock.
+With `inference: process` the batcher runs in a spawned child that holds the model
+(`serve.worker.child_main`), and the server talks to it through `InferenceProcess`, which has
+the batcher's interface (`start`, `submit`, `depth`, `stop`): each request goes over a pipe as
+source ids, its answer comes back the same way, and a request the server gives up on (timeout,
+disconnect) is cancelled in the child. The server process keeps the tokenizers and parses,
+validates and answers HTTP on one core while the child decodes on another, instead of taking
+turns with it for one interpreter lock.
 
 A child that dies (killed, out of memory) fails the requests it held with
 `InferenceProcessError` and is replaced at once; requests that arrive meanwhile get the same
@@ -19,57 +18,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import multiprocessing
-import signal
 import threading
-from collections.abc import Callable
-from functools import partial
+import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-import torch
-
-from seq2seq import Translator
-from serve.batching import Batcher, BatchLimits, QueueFullError, StatsFn
-from serve.continuous import ContinuousBatcher
+from serve.batching import QueueFullError, StatsFn
 from serve.settings import Settings
+from serve.worker import child_main
 
+logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 300.0
 """How long a child may take to import torch and load the model."""
-AnyBatcher = Batcher[list[int]] | ContinuousBatcher
 
 
 class InferenceProcessError(RuntimeError):
     """The child process stopped or is starting again; the request may be retried."""
-
-
-def load_translator(settings: Settings) -> Translator:
-    """`Translator.load` with the configured device and precision."""
-    return Translator.load(settings.model, device=settings.device, precision=settings.precision)
-
-
-def build_batcher(settings: Settings, translator: Translator,
-                  on_batch: StatsFn | None = None) -> AnyBatcher:
-    """The configured kind of batching around `translator`."""
-    limits = BatchLimits(max_batch_size=settings.max_batch_size,
-                         max_batch_tokens=settings.max_batch_tokens,
-                         max_wait_ms=settings.max_wait_ms, rejoin_wait_ms=settings.rejoin_wait_ms,
-                         max_queue_size=settings.max_queue_size)
-    translate = partial(decode, translator, settings)
-    if settings.batching == "static":
-        return Batcher(translate, limits, on_batch=on_batch)
-    return ContinuousBatcher(translator, limits, translate=translate, on_batch=on_batch,
-                             max_length=settings.max_length)
-
-
-def decode(translator: Translator, settings: Settings,
-           sources: list[list[int]], beam_size: int) -> list[str]:
-    """One static batch: `translate_ids` within the server's batch and length limits."""
-    return translator.translate_ids(
-        sources, beam_size=beam_size, batch_size=settings.max_batch_size,
-        batch_tokens=max(6000, settings.max_batch_tokens * beam_size),
-        max_length=settings.max_length)
 
 
 class InferenceProcess:
@@ -136,9 +103,7 @@ class InferenceProcess:
     async def stop(self) -> None:
         """Let the child fail what it holds and exit, then fail whatever is left here."""
         self._closing = True
-        with self._send_lock, contextlib.suppress(OSError):
-            if self._conn is not None:
-                self._conn.send(None)
+        self._tell_child_to_exit()
         if self._receiver is not None:
             await asyncio.to_thread(self._receiver.join, 30)
         if self._process is not None:
@@ -162,6 +127,11 @@ class InferenceProcess:
             if future.cancelled():  # the caller gave up: so does the child
                 with contextlib.suppress(InferenceProcessError):
                     self._send(("cancel", number))
+
+    def _tell_child_to_exit(self) -> None:
+        with self._send_lock, contextlib.suppress(OSError):
+            if self._conn is not None:
+                self._conn.send(None)
 
     def _send(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -222,12 +192,20 @@ class InferenceProcess:
                 "the inference process stopped; a new one is starting"))
 
     def _relaunch(self) -> None:
-        while not self._closing:
+        """Start a new child, trying again (ever more slowly) until one starts or we close."""
+        logger.error("the inference process stopped; starting a new one")
+        for attempt in itertools.count():
+            if self._closing:
+                return
             try:
                 self.launch()
-                return
-            except InferenceProcessError:
-                continue  # the model loaded before; a failed start is worth another try
+            except InferenceProcessError as error:  # the model loaded before: try again
+                logger.error("%s (attempt %d)", error, attempt + 1)
+                time.sleep(min(2.0**attempt, 60.0))
+                continue
+            if self._closing:  # stop() came while it loaded and found no child to tell
+                self._tell_child_to_exit()
+            return
 
     def _fail_pending(self, error: BaseException) -> None:
         for number in list(self._pending):
@@ -242,78 +220,4 @@ def _resolve(future: asyncio.Future[list[str]], result: list[str] | BaseExceptio
     else:
         future.set_result(result)
 
-
-def child_main(conn: Connection, settings: Settings) -> None:
-    """The child: load the model, tell the parent, then serve its messages until `None`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the parent stops us
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    try:
-        translator = load_translator(settings)
-    except Exception as error:  # the parent reports it; a traceback here would say no more
-        conn.send(("error", f"{type(error).__name__}: {error}"))
-        return
-    asyncio.run(serve_pipe(conn, settings, translator))
-
-
-async def serve_pipe(conn: Connection, settings: Settings, translator: Translator) -> None:
-    """Run the configured batcher around `translator` for the requests that come over `conn`,
-    until `None` comes or the other end closes."""
-    loop, lock = asyncio.get_running_loop(), threading.Lock()
-    batcher: AnyBatcher | None = None
-
-    def send(message: tuple[Any, ...]) -> None:
-        with lock, contextlib.suppress(OSError):
-            conn.send(message)
-
-    batcher = build_batcher(settings, translator,
-                            on_batch=lambda stats: send(("stats", stats, _depth(batcher))))
-    batcher.start()
-    inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
-    threading.Thread(target=_read, args=(conn, loop, inbox), daemon=True).start()
-    send(("ready", translator.info()))
-    jobs: dict[int, asyncio.Task[None]] = {}
-    while (message := await inbox.get()) is not None:
-        if message[0] == "job":
-            task = jobs[message[1]] = loop.create_task(_job(batcher, send, *message[1:]))
-            task.add_done_callback(partial(_forget_job, jobs, message[1]))
-        elif message[1] in jobs:  # ("cancel", number)
-            jobs[message[1]].cancel()
-    await batcher.stop()  # fails what it holds; the jobs send those errors
-    await asyncio.gather(*jobs.values(), return_exceptions=True)
-
-
-def _forget_job(jobs: dict[int, asyncio.Task[None]], number: int, _: object) -> None:
-    jobs.pop(number, None)
-
-
-def _depth(batcher: AnyBatcher | None) -> int:
-    return batcher.depth if batcher is not None else 0
-
-
-def _read(conn: Connection, loop: asyncio.AbstractEventLoop,
-          inbox: asyncio.Queue[tuple[Any, ...] | None]) -> None:
-    """Reader thread of the child: the parent's messages into `inbox`; `None` at the end."""
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the parent is gone
-            message = None
-        loop.call_soon_threadsafe(inbox.put_nowait, message)
-        if message is None:
-            return
-
-
-async def _job(batcher: AnyBatcher, send: Callable[[tuple[Any, ...]], None], number: int,
-               items: list[list[int]],
-               tokens: int, beam_size: int) -> None:
-    """One request in the child; its answer (or why it failed) goes back to the parent."""
-    try:
-        send(("done", number, await batcher.submit(items, tokens=tokens, beam_size=beam_size)))
-    except QueueFullError as error:
-        send(("full", number, str(error)))
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:
-        send(("failed", number, f"{type(error).__name__}: {error}"))
 

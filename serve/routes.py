@@ -14,7 +14,7 @@ from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
 from seq2seq import Translator
 from serve.batching import QueueFullError
-from serve.engine import AnyBatcher, InferenceProcess, InferenceProcessError
+from serve.engine import InferenceProcess, InferenceProcessError
 from serve.errors import error_body, validation_error
 from serve.metrics import Metrics
 from serve.schemas import (
@@ -26,6 +26,7 @@ from serve.schemas import (
     text_problem,
 )
 from serve.settings import Settings
+from serve.worker import AnyBatcher
 
 STATIC = resources.files("serve") / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 
 from seq2seq import Translator
 from serve.app import create_app
-from serve.engine import InferenceProcess, InferenceProcessError, serve_pipe
+from serve.engine import InferenceProcess, InferenceProcessError
 from serve.settings import Settings
+from serve.worker import serve_pipe
 
 SENTENCES = ["drei eins vier", "null", "neun acht sieben sechs"]
 
