@@ -261,3 +261,13 @@ def _fail(jobs: list[Job[Item]], error: BaseException) -> None:
     for job in jobs:
         if not job.future.done():
             job.future.set_exception(error)
+
+
+def settle(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:
+    """Give `future` its translations or its error, unless its caller has gone already."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -28,7 +28,14 @@ from typing import TypeVar
 
 from seq2seq import Translator
 from seq2seq.continuous import Encoded, Finished, GreedyStream
-from serve.batching import BatchLimits, BatchStats, QueueFullError, StatsFn, TranslateFn
+from serve.batching import (
+    BatchLimits,
+    BatchStats,
+    QueueFullError,
+    StatsFn,
+    TranslateFn,
+    settle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +58,7 @@ class Job:
 
     def answer(self, result: list[str] | BaseException) -> None:
         """Resolve the future from any thread (ignored when the caller has gone)."""
-        self.loop.call_soon_threadsafe(_settle, self.future, result)
+        self.loop.call_soon_threadsafe(settle, self.future, result)
 
     @property
     def abandoned(self) -> bool:
@@ -289,11 +296,3 @@ class ContinuousBatcher:
         if self.on_batch is not None:
             self.on_batch(stats)
 
-
-def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from serve.batching import QueueFullError, StatsFn
+from serve.batching import QueueFullError, StatsFn, settle
 from serve.settings import Settings
 from serve.worker import child_main
 
@@ -178,7 +178,7 @@ class InferenceProcess:
         assert self._loop is not None
         future = self._pending.get(number)
         if future is not None:
-            self._loop.call_soon_threadsafe(_resolve, future, result)
+            self._loop.call_soon_threadsafe(settle, future, result)
 
     def _forget_child(self) -> None:
         with self._send_lock:
@@ -211,13 +211,5 @@ class InferenceProcess:
         for number in list(self._pending):
             self._settle(number, error)
 
-
-def _resolve(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
