@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from training.config import OptimConfig
+from training.config import CHOICES, OptimConfig
 
-SCHEDULES = ("constant", "inverse_sqrt", "linear", "cosine", "plateau")
+SCHEDULES = CHOICES["optim.schedule"]
+"""Known schedule names: the config's list of choices."""
 
 
 class Schedule:
