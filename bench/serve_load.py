@@ -4,13 +4,13 @@ Starts the server as a subprocess, sends one-sentence requests (Multi30k test se
 present, else synthetic ones) at several concurrencies with wrk, or httpx when wrk is not
 installed (`bench.load`), then repeats concurrency 32 against the same server with batching
 off (max batch 1) for the speed-up from micro-batching and against the other server variants
-(`--variant`: static or continuous batching, on threads of the server process or in a child
-process; the one chosen is measured throughout, the others at concurrency 32 only), checks
-resident memory (server and child) over a long run, and times the model alone at batch 1 and
-32 for the most static batching could gain. Every phase is
-bounded in requests and in seconds, so the script always stops by itself. While
-/tmp/seq2seq-quiet exists (another engineer's benchmark) it sends nothing: a phase waits for
-the window to close, and one that is running when a window opens stops and starts over.
+(`--variant`: static or continuous batching, on threads of the server process or in one or
+two child processes; the one chosen is measured throughout, the others at concurrency 32
+only), checks resident memory (server and children) over a long run, and times the model alone
+at batch 1 and 32 for the most static batching could gain. Every phase is bounded in requests
+and in seconds, so the script always stops by itself. While /tmp/seq2seq-quiet exists (another
+engineer's benchmark) it sends nothing: a phase waits for the window to close, and one that is
+running when a window opens stops and starts over.
 
     python -m bench.serve_load --model models/multi30k_de_en.pt
 """
@@ -36,9 +36,12 @@ MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quali
           "runs/perf/model.pt")
 """Tried in order when no --model is given."""
 SENTENCES = default_data_dir()
-VARIANTS = {f"{batching}, {inference}": (batching, inference)
-            for inference in ("thread", "process") for batching in ("static", "continuous")}
-"""Server variants: (--batching, --inference)."""
+VARIANTS = {
+    **{f"{batching}, {inference}": (batching, inference, 1)
+       for inference in ("thread", "process") for batching in ("static", "continuous")},
+    "static, 2 processes": ("static", "process", 2),
+}
+"""Server variants: (--batching, --inference, --workers)."""
 
 
 def sentences(count: int = 1000) -> tuple[list[str], str]:
@@ -116,8 +119,9 @@ def single_phase(
     args: argparse.Namespace, texts: list[str], name: str, *, max_batch_size: int, variant: str
 ) -> Phase:
     """A fresh server, a short warm-up, then `args.requests` requests at concurrency 32."""
-    batching, inference = VARIANTS[variant]
-    server = Server(args, max_batch_size=max_batch_size, batching=batching, inference=inference)
+    batching, inference, workers = VARIANTS[variant]
+    server = Server(args, max_batch_size=max_batch_size, batching=batching, inference=inference,
+                    workers=workers)
     try:
         server.wait_ready()
         run_phase(server, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
@@ -173,7 +177,7 @@ def report(
     growth = (memory.rss_after - memory.rss_before) / memory.rss_before * 100
     header = (
         "| server | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
-        "| server RSS MiB (with its child) |\n|---|---|---|---|---|---|---|---|---|"
+        "| server RSS MiB (with its children) |\n|---|---|---|---|---|---|---|---|---|"
     )
     rows = "\n".join(p.row() for p in everything)
     checks = [
@@ -206,9 +210,9 @@ def main() -> None:
     wait_for_quiet(args.wait_minutes)
     load_before = Path("/proc/loadavg").read_text().split()[0]
     texts, source = sentences()
-    batching, inference = VARIANTS[args.variant]
+    batching, inference, workers = VARIANTS[args.variant]
     server = Server(args, max_batch_size=args.max_batch_size, batching=batching,
-                    inference=inference)
+                    inference=inference, workers=workers)
     try:
         server.wait_ready()
         phases = measure(server, texts, args)
@@ -265,7 +269,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--variant", choices=list(VARIANTS), default="static, thread",
                         help="the server in every phase (the others only at concurrency 32): "
                         "static or continuous batching, decoding on threads of the server "
-                        "process or in a child process")
+                        "process or in child processes")
     parser.add_argument(
         "--client",
         choices=["auto", "wrk", "httpx"],

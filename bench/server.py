@@ -39,7 +39,7 @@ class Server:
 
     def __init__(
         self, args: argparse.Namespace, *, max_batch_size: int, batching: str = "static",
-        inference: str = "thread",
+        inference: str = "thread", workers: int = 1,
     ) -> None:
         self.client: str = args.client
         self.port = free_port()
@@ -63,6 +63,8 @@ class Server:
             batching,
             "--inference",
             inference,
+            "--workers",
+            str(workers),
             "--max-batch-size",
             str(max_batch_size),
             "--max-wait-ms",

@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from seq2seq import Translator
 from seq2seq.cli import UsageError
-from serve.engine import InferenceProcess
+from serve.engine import InferencePool
 from serve.errors import BodyLimitMiddleware, install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.routes import STATIC, router
@@ -69,12 +69,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _start_batcher(
     app: FastAPI, settings: Settings, translator: Translator
-) -> AnyBatcher | InferenceProcess:
+) -> AnyBatcher | InferencePool:
     """The configured batcher, started, reporting to the app's metrics; sets `model_info`."""
     observe = app.state.metrics.observe_batch
-    batcher: AnyBatcher | InferenceProcess
+    batcher: AnyBatcher | InferencePool
     if settings.inference == "process":
-        batcher = InferenceProcess(settings, on_batch=observe)
+        batcher = InferencePool(settings, on_batch=observe)
         await asyncio.to_thread(batcher.launch)
         app.state.model_info = batcher.info
     else:
@@ -124,6 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference", choices=["thread", "process"],
                         help="thread [default]: batch and decode in the server process; "
                         "process: in a child process, apart from HTTP handling")
+    parser.add_argument("--workers", type=int,
+                        help="inference processes with --inference process (default 1)")
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
     parser.add_argument("--train-if-missing", action="store_true",
@@ -134,7 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the given command-line options on top."""
     names = ("model", "host", "port", "device", "precision", "threads", "beam_size",
-             "batching", "inference", "max_batch_size", "max_wait_ms")
+             "batching", "inference", "workers", "max_batch_size",
+             "max_wait_ms")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)
 

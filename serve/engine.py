@@ -53,6 +53,8 @@ class InferenceProcess:
         self._pending: dict[int, asyncio.Future[list[str]]] = {}
         self._numbers = itertools.count()
         self._depth = 0  # the child's batcher depth, as of its last report
+        self.answered = 0
+        """Requests this child (and those that replaced it) answered with translations."""
         self._receiver: threading.Thread | None = None
         self._closing = False
 
@@ -70,6 +72,11 @@ class InferenceProcess:
     def depth(self) -> int:
         """Requests the child holds but does not decode yet, as of its last report."""
         return self._depth
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent to the child and not answered yet."""
+        return len(self._pending)
 
     def launch(self) -> None:
         """Spawn the child and wait until its model is loaded (raises `InferenceProcessError`).
@@ -168,7 +175,9 @@ class InferenceProcess:
             return
         number, payload = rest
         result: list[str] | BaseException = payload
-        if kind == "full":
+        if kind == "done":
+            self.answered += 1
+        elif kind == "full":
             result = QueueFullError(payload)
         elif kind == "failed":
             result = RuntimeError(f"translation failed in the inference process: {payload}")
@@ -213,3 +222,51 @@ class InferenceProcess:
 
 
 
+
+
+class InferencePool:
+    """`workers` inference processes behind the batcher's interface: each request goes to the
+    running one with the fewest requests in flight, so that each child batches its share on
+    its own cores."""
+
+    def __init__(self, settings: Settings, *, on_batch: StatsFn | None = None) -> None:
+        self.processes = [InferenceProcess(settings, on_batch=on_batch)
+                          for _ in range(settings.workers)]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the children decode with (they all load the same model)."""
+        return self.processes[0].info
+
+    @property
+    def alive(self) -> bool:
+        """At least one child takes requests."""
+        return any(process.alive for process in self.processes)
+
+    @property
+    def depth(self) -> int:
+        """Requests the children hold but do not decode yet."""
+        return sum(process.depth for process in self.processes)
+
+    def launch(self) -> None:
+        """Start every child (blocks until their models are loaded)."""
+        for process in self.processes:
+            process.launch()
+
+    def start(self) -> None:
+        """Route the children's answers to the running event loop."""
+        for process in self.processes:
+            process.start()
+
+    async def stop(self) -> None:
+        """Stop every child."""
+        await asyncio.gather(*(process.stop() for process in self.processes))
+
+    async def submit(self, items: list[list[int]], *, tokens: int, beam_size: int) -> list[str]:
+        """Translate `items` in the least busy running child (raises `QueueFullError`, or
+        `InferenceProcessError` while none runs)."""
+        running = [process for process in self.processes if process.alive]
+        if not running:
+            raise InferenceProcessError("the inference process is starting again")
+        chosen = min(running, key=lambda process: process.in_flight)
+        return await chosen.submit(items, tokens=tokens, beam_size=beam_size)

@@ -14,7 +14,7 @@ from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
 from seq2seq import Translator
 from serve.batching import QueueFullError
-from serve.engine import InferenceProcess, InferenceProcessError
+from serve.engine import InferencePool, InferenceProcessError
 from serve.errors import error_body, validation_error
 from serve.metrics import Metrics
 from serve.schemas import (
@@ -149,7 +149,7 @@ async def _translate(
     request: Request, sources: list[list[int]], *, tokens: int, beam_size: int
 ) -> list[str]:
     """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
-    batcher: AnyBatcher | InferenceProcess = request.app.state.batcher
+    batcher: AnyBatcher | InferencePool = request.app.state.batcher
     settings: Settings = request.app.state.settings
     job = asyncio.ensure_future(batcher.submit(sources, tokens=tokens, beam_size=beam_size))
     gone = asyncio.ensure_future(_disconnected(request))
@@ -195,7 +195,7 @@ async def ready(request: Request) -> Any:
         body = {"status": "loading", **error_body("model not loaded", "model not loaded")}
         return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
     batcher = getattr(request.app.state, "batcher", None)
-    if isinstance(batcher, InferenceProcess) and not batcher.alive:
+    if isinstance(batcher, InferencePool) and not batcher.alive:
         reason = "the inference process is starting again"
         body = {"status": "restarting", **error_body(reason, reason)}
         return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     precision: Precision = "fp32"
     """Inference precision; int8 is dynamic quantisation on CPU."""
     threads: int = Field(default=0, ge=0, le=256)
-    """CPU threads for torch; 0 keeps torch's default (one per core)."""
+    """CPU threads for torch (in each inference process); 0: one per core, shared out among
+    the inference processes."""
 
     beam_size: int = Field(default=1, ge=1, le=8)
     """Default beam width; 1 is greedy search (the fastest, used unless a request asks)."""
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     """Where requests are batched and decoded: 'thread', on threads of the server process;
     'process', in a child process that holds the model, so that HTTP handling and decoding do
     not take turns for one interpreter lock."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Inference processes (with inference 'process'), each with `threads` torch threads and
+    its own batcher; requests go to the least busy one."""
     max_batch_size: int = Field(default=64, ge=1, le=1024)
     """Sentences decoded together; 1 disables batching."""
     max_batch_tokens: int = Field(default=6000, ge=1)
@@ -84,6 +88,12 @@ class Settings(BaseSettings):
     """Origins allowed by CORS (JSON list in the environment); empty disables CORS."""
     log_level: str = "info"
     """uvicorn log level."""
+
+    @model_validator(mode="after")
+    def _workers_are_processes(self) -> Settings:
+        if self.workers > 1 and self.inference != "process":
+            raise ValueError(f"workers={self.workers} needs inference 'process'")
+        return self
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -59,8 +60,8 @@ def decode(translator: Translator, settings: Settings,
 def child_main(conn: Connection, settings: Settings) -> None:
     """The child: load the model, tell the parent, then serve its messages until `None`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the parent stops us
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    # torch's default is one thread per core: shared out among the inference processes.
+    torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 1) // settings.workers))
     try:
         translator = load_translator(settings)
     except Exception as error:  # the parent reports it; a traceback here would say no more

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from conftest import slow_down
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from seq2seq import Translator
 from serve.app import create_app
-from serve.engine import InferenceProcess, InferenceProcessError
+from serve.engine import InferencePool, InferenceProcess, InferenceProcessError
 from serve.settings import Settings
 from serve.worker import serve_pipe
 
@@ -44,9 +45,13 @@ def client(tiny_checkpoint_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-def child(client: TestClient) -> InferenceProcess:
-    engine: InferenceProcess = client.app.state.batcher  # type: ignore[attr-defined]
+def pool(client: TestClient) -> InferencePool:
+    engine: InferencePool = client.app.state.batcher  # type: ignore[attr-defined]
     return engine
+
+
+def child(client: TestClient) -> InferenceProcess:
+    return pool(client).processes[0]
 
 
 def batches(client: TestClient) -> float:
@@ -141,6 +146,32 @@ def test_a_killed_child_fails_its_requests_and_a_new_one_takes_over(
     assert engine.pid not in (None, pid)
     assert post(client, texts=SENTENCES)["translations"] == translator.translate(SENTENCES)
     assert client.get("/ready").status_code == 200
+
+
+def test_requests_are_shared_out_among_workers_and_survive_one_dying(
+    tiny_checkpoint_path: Path, translator: Translator
+) -> None:
+    with TestClient(create_app(settings(tiny_checkpoint_path, workers=2))) as client:
+        workers = pool(client).processes
+        with ThreadPoolExecutor(8) as threads:
+            answers = list(threads.map(lambda text: post(client, text=text)["translation"],
+                                       SENTENCES * 8))
+        assert answers == translator.translate(SENTENCES * 8)
+        assert all(worker.answered > 0 for worker in workers)
+        first = workers[0].pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while workers[0].pid == first and time.monotonic() < deadline:
+            time.sleep(0.01)  # until its receiver has seen it go
+        assert workers[0].pid != first
+        assert client.get("/ready").status_code == 200  # the other one serves meanwhile
+        assert post(client, texts=SENTENCES)["translations"] == translator.translate(SENTENCES)
+
+
+def test_workers_need_inference_processes() -> None:
+    with pytest.raises(ValidationError, match="workers=2 needs inference 'process'"):
+        Settings(workers=2)
 
 
 def test_a_model_the_child_cannot_load_is_reported(tmp_path: Path) -> None:
