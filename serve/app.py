@@ -59,8 +59,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher = await _start_batcher(app, settings, translator)
     app.state.metrics.track_queue(lambda: batcher.depth)
     app.state.batcher = batcher
-    logger.info("model %s loaded on %s, decoding in %s", app.state.model_id,
-                app.state.model_info["device"], settings.inference)
+    where = (f"{settings.workers} inference process(es)" if settings.inference == "process"
+             else "the server process")
+    logger.info("model %s loaded on %s; %s batching in %s", app.state.model_id,
+                app.state.model_info["device"], settings.batching, where)
     try:
         yield
     finally:
@@ -136,8 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the given command-line options on top."""
     names = ("model", "host", "port", "device", "precision", "threads", "beam_size",
-             "batching", "inference", "workers", "max_batch_size",
-             "max_wait_ms")
+             "batching", "inference", "workers", "max_batch_size", "max_wait_ms")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)
 
