@@ -94,7 +94,7 @@ class InferenceProcess:
             kind, payload = "error", "it exited while loading"
         if kind != "ready":
             parent.close()
-            process.terminate()
+            process.kill()
             process.join(5)
             reason = payload if kind == "error" else f"no model within {START_TIMEOUT_S:.0f} s"
             raise InferenceProcessError(f"the inference process could not start: {reason}")
@@ -116,7 +116,7 @@ class InferenceProcess:
         if self._process is not None:
             await asyncio.to_thread(self._process.join, 10)
             if self._process.is_alive():
-                self._process.terminate()
+                self._process.kill()
         self._fail_pending(RuntimeError("the server is shutting down"))
 
     async def submit(self, items: list[list[int]], *, tokens: int, beam_size: int) -> list[str]:

@@ -59,7 +59,9 @@ def decode(translator: Translator, settings: Settings,
 
 def child_main(conn: Connection, settings: Settings) -> None:
     """The child: load the model, tell the parent, then serve its messages until `None`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the parent stops us
+    # Ctrl-C and a group-wide SIGTERM reach us too: the parent stops us once it has drained.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     # torch's default is one thread per core: shared out among the inference processes.
     torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 1) // settings.workers))
     try:
