@@ -121,8 +121,7 @@ def _read(conn: Connection, loop: asyncio.AbstractEventLoop,
 
 
 async def _job(batcher: AnyBatcher, send: Callable[[tuple[Any, ...]], None], number: int,
-               items: list[list[int]],
-               tokens: int, beam_size: int) -> None:
+               items: list[list[int]], tokens: int, beam_size: int) -> None:
     """One request in the child; its answer (or why it failed) goes back to the parent."""
     try:
         send(("done", number, await batcher.submit(items, tokens=tokens, beam_size=beam_size)))
