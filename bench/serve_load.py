@@ -5,12 +5,12 @@ present, else synthetic ones) at several concurrencies with wrk, or httpx when w
 installed (`bench.load`), then repeats concurrency 32 against the same server with batching
 off (max batch 1) for the speed-up from micro-batching and against the other server variants
 (`--variant`: static or continuous batching, on threads of the server process or in one or
-two child processes; the one chosen is measured throughout, the others at concurrency 32
-only), checks resident memory (server and children) over a long run, and times the model alone
-at batch 1 and 32 for the most static batching could gain. Every phase is bounded in requests
-and in seconds, so the script always stops by itself. While /tmp/seq2seq-quiet exists (another
-engineer's benchmark) it sends nothing: a phase waits for the window to close, and one that is
-running when a window opens stops and starts over.
+two child processes, or with twice the threads; the one chosen is measured throughout, the
+others at concurrency 32 only), checks resident memory (server and children) over a long run,
+and times the model alone at batch 1 and 32 for the most static batching could gain. Every
+phase is bounded in requests and in seconds, so the script always stops by itself. While
+/tmp/seq2seq-quiet exists (another engineer's benchmark) it sends nothing: a phase waits for
+the window to close, and one that is running when a window opens stops and starts over.
 
     python -m bench.serve_load --model models/multi30k_de_en.pt
 """
@@ -36,12 +36,16 @@ MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quali
           "runs/perf/model.pt")
 """Tried in order when no --model is given."""
 SENTENCES = default_data_dir()
-VARIANTS = {
-    **{f"{batching}, {inference}": (batching, inference, 1)
-       for inference in ("thread", "process") for batching in ("static", "continuous")},
-    "static, 2 processes": ("static", "process", 2),
+VARIANTS: dict[str, dict[str, str]] = {
+    "static, thread": {"--batching": "static"},
+    "continuous, thread": {"--batching": "continuous"},
+    "static, process": {"--batching": "static", "--inference": "process"},
+    "continuous, process": {"--batching": "continuous", "--inference": "process"},
+    "static, 2 processes": {"--batching": "static", "--inference": "process", "--workers": "2"},
+    "static, thread, 2 threads": {"--batching": "static", "--threads": "2"},
 }
-"""Server variants: (--batching, --inference, --workers)."""
+"""Server variants: their `seq2seq serve` options (each process has --threads threads unless
+the variant says otherwise)."""
 
 
 def sentences(count: int = 1000) -> tuple[list[str], str]:
@@ -119,9 +123,7 @@ def single_phase(
     args: argparse.Namespace, texts: list[str], name: str, *, max_batch_size: int, variant: str
 ) -> Phase:
     """A fresh server, a short warm-up, then `args.requests` requests at concurrency 32."""
-    batching, inference, workers = VARIANTS[variant]
-    server = Server(args, max_batch_size=max_batch_size, batching=batching, inference=inference,
-                    workers=workers)
+    server = Server(args, max_batch_size=max_batch_size, options=VARIANTS[variant])
     try:
         server.wait_ready()
         run_phase(server, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
@@ -198,7 +200,8 @@ def report(
     return (
         f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
         f"request over loopback ({CLIENTS[args.client]}), server on CPU with {threads} torch "
-        f"thread(s), max wait {args.max_wait_ms} ms; each phase is capped at "
+        f"thread(s) per decoding process unless the variant's name says otherwise, max wait "
+        f"{args.max_wait_ms} ms; each phase is capped at "
         f"{args.max_seconds:.0f} s{WRK_NOTE if args.client == 'wrk' else ''}."
         f"\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
         f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n"
@@ -210,9 +213,7 @@ def main() -> None:
     wait_for_quiet(args.wait_minutes)
     load_before = Path("/proc/loadavg").read_text().split()[0]
     texts, source = sentences()
-    batching, inference, workers = VARIANTS[args.variant]
-    server = Server(args, max_batch_size=args.max_batch_size, batching=batching,
-                    inference=inference, workers=workers)
+    server = Server(args, max_batch_size=args.max_batch_size, options=VARIANTS[args.variant])
     try:
         server.wait_ready()
         phases = measure(server, texts, args)

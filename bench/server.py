@@ -38,38 +38,24 @@ class Server:
     """`seq2seq serve` in a subprocess on a free loopback port."""
 
     def __init__(
-        self, args: argparse.Namespace, *, max_batch_size: int, batching: str = "static",
-        inference: str = "thread", workers: int = 1,
+        self, args: argparse.Namespace, *, max_batch_size: int, options: dict[str, str]
     ) -> None:
+        """`options`: `seq2seq serve` options over the benchmark's own (e.g. --batching)."""
         self.client: str = args.client
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable,
-            "-m",
-            "seq2seq.cli",
-            "serve",
-            "--model",
-            args.model,
-            "--port",
-            str(self.port),
-            "--device",
-            "cpu",
-            "--beam-size",
-            str(args.beam_size),
-            "--threads",
-            str(args.threads),
-            "--batching",
-            batching,
-            "--inference",
-            inference,
-            "--workers",
-            str(workers),
-            "--max-batch-size",
-            str(max_batch_size),
-            "--max-wait-ms",
-            str(args.max_wait_ms),
-        ]
+        settings = {
+            "--model": args.model,
+            "--port": str(self.port),
+            "--device": "cpu",
+            "--beam-size": str(args.beam_size),
+            "--threads": str(args.threads),
+            "--max-batch-size": str(max_batch_size),
+            "--max-wait-ms": str(args.max_wait_ms),
+            **options,
+        }
+        command = [sys.executable, "-m", "seq2seq.cli", "serve"]
+        command += [part for pair in settings.items() for part in pair]
         env = {**os.environ, "SEQ2SEQ_LOG_LEVEL": "warning", "SEQ2SEQ_MAX_QUEUE_SIZE": "1024"}
         self.process = subprocess.Popen(command, env=env)
 
