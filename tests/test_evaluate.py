@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from seq2seq import Translator
 from seq2seq.cli import main
 from tests.conftest import number_pairs
 
@@ -58,6 +59,24 @@ def test_dataset_splits_use_the_models_languages(
     assert (tmp_path / "test.hyp").exists()
 
 
+@pytest.mark.parametrize("length_penalty", [0.0, 2.0])
+def test_length_penalty_reaches_the_beam_search(
+    tmp_path: Path, tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str],
+    length_penalty: float,
+) -> None:
+    sources = [s for s, _ in number_pairs(30, seed=24, max_words=8)]
+    src = write_lines(tmp_path / "test.de", sources)
+    hyp = tmp_path / "hyp.en"
+    args = ["evaluate", "--model", str(tiny_checkpoint_path), "--src", str(src), "--ref",
+            str(src), "--beam-size", "4", "--length-penalty", str(length_penalty), "--json",
+            "--hyp-out", str(hyp)]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["length_penalty"] == length_penalty
+    translator = Translator.load(tiny_checkpoint_path, device="cpu")
+    expected = translator.translate(sources, beam_size=4, length_penalty=length_penalty)
+    assert hyp.read_text(encoding="utf-8").splitlines() == expected
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -65,6 +84,8 @@ def test_dataset_splits_use_the_models_languages(
         (["--model", "m.pt", "--data", "."], "needs at least one --split"),
         (["--hyp", "h.txt"], "--ref is required"),
         (["--hyp", "missing.txt", "--ref", "missing.txt"], "missing.txt"),
+        (["--model", "m.pt", "--src", "s", "--ref", "r", "--length-penalty", "-1"],
+         "--length-penalty must be 0 or more"),
     ],
 )
 def test_bad_input_is_one_line(

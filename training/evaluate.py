@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src-lang", help="source language of --data (default: the model's)")
     parser.add_argument("--tgt-lang", help="target language of --data (default: the model's)")
     parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
+    parser.add_argument("--length-penalty", type=float, default=1.0,
+                        help="beam scores are log-prob / length ** this (0: no normalisation)")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--hyp-out", help="write translations here ('{split}' is replaced)")
@@ -78,6 +80,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--model needs --src and --ref, or --data and --split")
     if args.beam_size < 1 or args.batch_size < 1:
         raise UsageError("--beam-size and --batch-size must be at least 1")
+    if args.length_penalty < 0:
+        raise UsageError(f"--length-penalty must be 0 or more, got {args.length_penalty}")
     if args.hyp_out and args.split and len(args.split) > 1 and "{split}" not in args.hyp_out:
         raise UsageError("with several --split, --hyp-out must contain '{split}'")
 
@@ -117,12 +121,13 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     if hypotheses is None:
         assert translator is not None and job.sources is not None
         hypotheses = translator.translate(job.sources, beam_size=args.beam_size,
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size,
+                                          length_penalty=args.length_penalty)
         if args.hyp_out:
             out = Path(args.hyp_out.replace("{split}", job.name))
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text("".join(f"{line}\n" for line in hypotheses), encoding="utf-8")
     result = {"set": job.name, **corpus_scores(hypotheses, job.references)}
     if translator is not None:
-        result["beam_size"] = args.beam_size
+        result["beam_size"], result["length_penalty"] = args.beam_size, args.length_penalty
     return result
