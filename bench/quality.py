@@ -31,6 +31,7 @@ SECTION = "Translation quality (Multi30k de->en)"
 PRESET = REPO / "training" / "configs" / "multi30k_de_en.yaml"
 SPLITS = ("val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")
 QUIET = Path("/tmp/seq2seq-quiet")
+NOTES = Path(__file__).with_name("quality_notes.md")
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,7 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-report", action="store_true",
                         help="print, do not touch BENCHMARKS.md")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), help="sets to score")
-    parser.add_argument("--notes", help="a Markdown file appended to the report (e.g. tuning runs)")
+    parser.add_argument("--notes", default=str(NOTES),
+                        help="Markdown appended to the report: tuning runs and what they showed "
+                        "(default: %(default)s; '' for none)")
     args, overrides = parser.parse_known_args()
     if any(not item.startswith("--") or "=" not in item for item in overrides):
         parser.error(f"unrecognized arguments (config overrides are --key=value): {overrides}")
