@@ -16,15 +16,18 @@ import httpx
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of a process and its children (an inference process), from /proc."""
+    """Resident set size of a process and its children (inference processes), from /proc;
+    0 for a process that has just gone."""
     total = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            total = int(line.split()[1]) * 1024
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += rss_bytes(int(child))
-    return total
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total = int(line.split()[1]) * 1024
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except FileNotFoundError:
+        return total
+    return total + sum(rss_bytes(child) for child in children)
 
 
 def free_port() -> int:

@@ -252,15 +252,13 @@ def _answer(batch: list[Job[Item]], outputs: list[str]) -> None:
     """Give each job its slice of `outputs`; abandoned jobs are skipped."""
     position = 0
     for job in batch:
-        if not job.future.done():
-            job.future.set_result(outputs[position : position + len(job.items)])
+        settle(job.future, outputs[position : position + len(job.items)])
         position += len(job.items)
 
 
 def _fail(jobs: list[Job[Item]], error: BaseException) -> None:
     for job in jobs:
-        if not job.future.done():
-            job.future.set_exception(error)
+        settle(job.future, error)
 
 
 def settle(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:

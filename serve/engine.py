@@ -46,6 +46,8 @@ class InferenceProcess:
         self.settings, self.on_batch = settings, on_batch
         self.info: dict[str, Any] = {}
         """The child's `Translator.info()` (device and precision as it decodes)."""
+        self.answered = 0
+        """Requests this child (and those that replaced it) answered with translations."""
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
@@ -53,8 +55,6 @@ class InferenceProcess:
         self._pending: dict[int, asyncio.Future[list[str]]] = {}
         self._numbers = itertools.count()
         self._depth = 0  # the child's batcher depth, as of its last report
-        self.answered = 0
-        """Requests this child (and those that replaced it) answered with translations."""
         self._receiver: threading.Thread | None = None
         self._closing = False
 
@@ -219,9 +219,6 @@ class InferenceProcess:
     def _fail_pending(self, error: BaseException) -> None:
         for number in list(self._pending):
             self._settle(number, error)
-
-
-
 
 
 class InferencePool:

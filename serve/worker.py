@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from seq2seq import Translator
-from serve.batching import Batcher, BatchLimits, QueueFullError, StatsFn
+from serve.batching import Batcher, BatchLimits, BatchStats, QueueFullError, StatsFn
 from serve.continuous import ContinuousBatcher
 from serve.settings import Settings
 
@@ -76,14 +76,15 @@ async def serve_pipe(conn: Connection, settings: Settings, translator: Translato
     """Run the configured batcher around `translator` for the requests that come over `conn`,
     until `None` comes or the other end closes."""
     loop, lock = asyncio.get_running_loop(), threading.Lock()
-    batcher: AnyBatcher | None = None
 
     def send(message: tuple[Any, ...]) -> None:
         with lock, contextlib.suppress(OSError):
             conn.send(message)
 
-    batcher = build_batcher(settings, translator,
-                            on_batch=lambda stats: send(("stats", stats, _depth(batcher))))
+    def report(stats: BatchStats) -> None:  # runs only once `batcher` exists
+        send(("stats", stats, batcher.depth))
+
+    batcher = build_batcher(settings, translator, on_batch=report)
     batcher.start()
     inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
     threading.Thread(target=_read, args=(conn, loop, inbox), daemon=True).start()
@@ -101,10 +102,6 @@ async def serve_pipe(conn: Connection, settings: Settings, translator: Translato
 
 def _forget_job(jobs: dict[int, asyncio.Task[None]], number: int, _: object) -> None:
     jobs.pop(number, None)
-
-
-def _depth(batcher: AnyBatcher | None) -> int:
-    return batcher.depth if batcher is not None else 0
 
 
 def _read(conn: Connection, loop: asyncio.AbstractEventLoop,
