@@ -138,8 +138,19 @@ def wrk_load(
 
 def run_wrk(url: str, script: Path, bodies: Path, *, concurrency: int, seconds: float) -> Phase:
     """One wrk run and what it measured."""
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{round(seconds)}s", "--timeout", "60s",
-               "-s", str(script), url, "--", str(bodies)]
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{round(seconds)}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        str(bodies),
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     sent, errors, duration, *micros = (int(x) for x in line.split()[1:])

@@ -32,9 +32,15 @@ from bench.server import Server, batch_totals
 from bench.timing import QUIET
 from training.config import default_data_dir
 
-MODELS = ("models/multi30k_de_en.pt", "runs/multi30k_de_en/best.pt", "runs/quality/best.pt",
-          "runs/perf/model.pt")
+MODELS = (
+    "models/multi30k_de_en.pt",
+    "runs/multi30k_de_en/best.pt",
+    "runs/quality/best.pt",
+    "runs/perf/model.pt",
+)
 """Tried in order when no --model is given."""
+SYNTHETIC_WORDS = "ein der die mann frau hund kind läuft spielt auf im park mit dem ball"
+"""Words of the synthetic sentences used when Multi30k is absent."""
 SENTENCES = default_data_dir()
 VARIANTS: dict[str, dict[str, str]] = {
     "static, thread": {"--batching": "static"},
@@ -55,8 +61,7 @@ def sentences(count: int = 1000) -> tuple[list[str], str]:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             return [line.strip() for line in handle if line.strip()][:count], path.name
     rng = random.Random(0)
-    words = ["ein", "der", "die", "mann", "frau", "hund", "kind", "läuft", "spielt", "auf", "im",
-             "park", "mit", "dem", "ball"]
+    words = SYNTHETIC_WORDS.split()
     synthetic = [" ".join(rng.choices(words, k=rng.randint(5, 15))) + "." for _ in range(count)]
     return synthetic, "synthetic"
 
@@ -75,11 +80,23 @@ def run_phase(
         wait_for_quiet(30)
         before = server.rss
         if server.client == "wrk":
-            phase = wrk_load(server.url, texts, requests=requests, concurrency=concurrency,
-                             max_seconds=max_seconds)
+            phase = wrk_load(
+                server.url,
+                texts,
+                requests=requests,
+                concurrency=concurrency,
+                max_seconds=max_seconds,
+            )
         else:
-            phase = asyncio.run(httpx_load(server.url, texts, requests=requests,
-                                           concurrency=concurrency, max_seconds=max_seconds))
+            phase = asyncio.run(
+                httpx_load(
+                    server.url,
+                    texts,
+                    requests=requests,
+                    concurrency=concurrency,
+                    max_seconds=max_seconds,
+                )
+            )
         if not QUIET.exists():
             break
         print(f"{name}: a quiet window opened; this phase will run again after it", flush=True)
@@ -128,8 +145,14 @@ def single_phase(
         server.wait_ready()
         run_phase(server, "warm-up", texts, requests=50, concurrency=8, max_seconds=30)
         sentences_before, calls_before = batch_totals(server.url)
-        phase = run_phase(server, name, texts, requests=args.requests, concurrency=32,
-                          max_seconds=args.max_seconds)
+        phase = run_phase(
+            server,
+            name,
+            texts,
+            requests=args.requests,
+            concurrency=32,
+            max_seconds=args.max_seconds,
+        )
         sentences_after, calls_after = batch_totals(server.url)
     finally:
         server.stop()
@@ -227,10 +250,18 @@ def main() -> None:
         )
     finally:
         server.stop()
-    unbatched = single_phase(args, texts, f"{args.variant}, max batch 1 (no batching)",
-                             max_batch_size=1, variant=args.variant)
-    compared = [single_phase(args, texts, other, max_batch_size=args.max_batch_size,
-                             variant=other) for other in VARIANTS if other != args.variant]
+    unbatched = single_phase(
+        args,
+        texts,
+        f"{args.variant}, max batch 1 (no batching)",
+        max_batch_size=1,
+        variant=args.variant,
+    )
+    compared = [
+        single_phase(args, texts, other, max_batch_size=args.max_batch_size, variant=other)
+        for other in VARIANTS
+        if other != args.variant
+    ]
     body = report(phases, [unbatched, *compared], memory, args, source)
     wait_for_quiet(args.wait_minutes)
     one, many = model_batching_gain(args, texts)
@@ -267,10 +298,14 @@ def parse_args() -> argparse.Namespace:
         help="server torch threads (0: torch's default, one per core)",
     )
     parser.add_argument("--max-wait-ms", type=float, default=10, help="batch fill wait")
-    parser.add_argument("--variant", choices=list(VARIANTS), default="static, thread",
-                        help="the server in every phase (the others only at concurrency 32): "
-                        "static or continuous batching, decoding on threads of the server "
-                        "process or in child processes")
+    parser.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        default="static, thread",
+        help="the server in every phase (the others only at concurrency 32): "
+        "static or continuous batching, decoding on threads of the server "
+        "process or in child processes",
+    )
     parser.add_argument(
         "--client",
         choices=["auto", "wrk", "httpx"],

@@ -190,11 +190,20 @@ def summarise(runs: list[Variant], config: ModelConfig, random_pad: float) -> st
         ]
         for v in runs
     ]
-    header = ["variant", "target tok/s", "GFLOP/s", "% of fp32 ceiling",
-              "vs textbook (median of per-round ratios)"]
-    skipped = "" if cpu_bf16_autocast_works() else (
-        " This CPU has no bfloat16 instructions (oneDNN cannot build a bf16 LSTM), so there is"
-        " no bf16 autocast row: `train.precision: bf16` stops with that reason on such CPUs."
+    header = [
+        "variant",
+        "target tok/s",
+        "GFLOP/s",
+        "% of fp32 ceiling",
+        "vs textbook (median of per-round ratios)",
+    ]
+    skipped = (
+        ""
+        if cpu_bf16_autocast_works()
+        else (
+            " This CPU has no bfloat16 instructions (oneDNN cannot build a bf16 LSTM), so there is"
+            " no bf16 autocast row: `train.precision: bf16` stops with that reason on such CPUs."
+        )
     )
     return "\n\n".join(
         [

@@ -59,10 +59,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher = await _start_batcher(app, settings, translator)
     app.state.metrics.track_queue(lambda: batcher.depth)
     app.state.batcher = batcher
-    where = (f"{settings.workers} inference process(es)" if settings.inference == "process"
-             else "the server process")
-    logger.info("model %s loaded on %s; %s batching in %s", app.state.model_id,
-                app.state.model_info["device"], settings.batching, where)
+    where = (
+        f"{settings.workers} inference process(es)"
+        if settings.inference == "process"
+        else "the server process"
+    )
+    logger.info(
+        "model %s loaded on %s; %s batching in %s",
+        app.state.model_id,
+        app.state.model_info["device"],
+        settings.batching,
+        where,
+    )
     try:
         yield
     finally:
@@ -104,8 +112,12 @@ def create_app(
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
@@ -120,25 +132,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="default fp32")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     parser.add_argument("--beam-size", type=int, help="default beam width (default 1, greedy)")
-    parser.add_argument("--batching", choices=["static", "continuous"],
-                        help="static [default]: gather, translate, answer; continuous: requests "
-                        "join the running batch between decoder steps")
-    parser.add_argument("--inference", choices=["thread", "process"],
-                        help="thread [default]: batch and decode in the server process; "
-                        "process: in a child process, apart from HTTP handling")
-    parser.add_argument("--workers", type=int,
-                        help="inference processes with --inference process (default 1)")
+    parser.add_argument(
+        "--batching",
+        choices=["static", "continuous"],
+        help="static [default]: gather, translate, answer; continuous: requests "
+        "join the running batch between decoder steps",
+    )
+    parser.add_argument(
+        "--inference",
+        choices=["thread", "process"],
+        help="thread [default]: batch and decode in the server process; "
+        "process: in a child process, apart from HTTP handling",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="inference processes with --inference process (default 1)"
+    )
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
-    parser.add_argument("--train-if-missing", action="store_true",
-                        help="train the default Multi30k preset when --model does not exist")
+    parser.add_argument(
+        "--train-if-missing",
+        action="store_true",
+        help="train the default Multi30k preset when --model does not exist",
+    )
     parser.add_argument("--train-config", help="training preset used by --train-if-missing")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Environment settings with the given command-line options on top."""
-    names = ("model", "host", "port", "device", "precision", "threads", "beam_size",
-             "batching", "inference", "workers", "max_batch_size", "max_wait_ms")
+    names = (
+        "model",
+        "host",
+        "port",
+        "device",
+        "precision",
+        "threads",
+        "beam_size",
+        "batching",
+        "inference",
+        "workers",
+        "max_batch_size",
+        "max_wait_ms",
+    )
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)
 
@@ -154,8 +188,10 @@ def run(args: argparse.Namespace) -> int:
     if args.train_if_missing and not Path(settings.model).exists():
         train_default_model(Path(settings.model), args.train_config)
     if not Path(settings.model).is_file():
-        raise UsageError(f"model file {settings.model} not found (add --train-if-missing to "
-                         "train the default Multi30k model first)")
+        raise UsageError(
+            f"model file {settings.model} not found (add --train-if-missing to "
+            "train the default Multi30k model first)"
+        )
     app = create_app(settings, translator=server_translator(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
@@ -169,8 +205,7 @@ def train_default_model(target: Path, config: str | None) -> None:
         message = f"cannot train: the training package is not available ({error})"
         raise UsageError(message) from error
     preset = config or str(Path(str(train_module.__file__)).parent / "configs" / DEFAULT_PRESET)
-    print(f"{target} does not exist: training {preset} first (this takes a while)",
-          file=sys.stderr)
+    print(f"{target} does not exist: training {preset} first (this takes a while)", file=sys.stderr)
     best = Path(train_module.train_from_config(preset))
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, target)

@@ -186,8 +186,10 @@ class Batcher(Generic[Item]):
 
     def _full(self, group: deque[Job[Item]]) -> bool:
         tokens = sum(job.tokens for job in group if not job.future.done())
-        return (_sentences(group) >= self.limits.max_batch_size
-                or tokens >= self.limits.max_batch_tokens)
+        return (
+            _sentences(group) >= self.limits.max_batch_size
+            or tokens >= self.limits.max_batch_tokens
+        )
 
     def _take(self, group: deque[Job[Item]]) -> list[Job[Item]]:
         """Pop live jobs from the front of `group` while they fit (always at least one)."""

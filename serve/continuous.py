@@ -295,4 +295,3 @@ class ContinuousBatcher:
     def _report(self, stats: BatchStats) -> None:
         if self.on_batch is not None:
             self.on_batch(stats)
-

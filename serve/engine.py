@@ -83,8 +83,9 @@ class InferenceProcess:
         Blocks: run it off the event loop."""
         context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
         parent, child = context.Pipe()
-        process = context.Process(target=child_main, args=(child, self.settings),
-                                  name="seq2seq-inference", daemon=True)
+        process = context.Process(
+            target=child_main, args=(child, self.settings), name="seq2seq-inference", daemon=True
+        )
         process.start()
         child.close()
         payload: Any
@@ -103,8 +104,9 @@ class InferenceProcess:
     def start(self) -> None:
         """Route the child's answers to the running event loop (after `launch`)."""
         self._loop = asyncio.get_running_loop()
-        self._receiver = threading.Thread(target=self._receive, name="inference-receiver",
-                                          daemon=True)
+        self._receiver = threading.Thread(
+            target=self._receive, name="inference-receiver", daemon=True
+        )
         self._receiver.start()
 
     async def stop(self) -> None:
@@ -197,8 +199,9 @@ class InferenceProcess:
         if self._process is not None:
             self._process.join(5)
         if not self._closing:
-            self._fail_pending(InferenceProcessError(
-                "the inference process stopped; a new one is starting"))
+            self._fail_pending(
+                InferenceProcessError("the inference process stopped; a new one is starting")
+            )
 
     def _relaunch(self) -> None:
         """Start a new child, trying again (ever more slowly) until one starts or we close."""
@@ -227,8 +230,9 @@ class InferencePool:
     its own cores."""
 
     def __init__(self, settings: Settings, *, on_batch: StatsFn | None = None) -> None:
-        self.processes = [InferenceProcess(settings, on_batch=on_batch)
-                          for _ in range(settings.workers)]
+        self.processes = [
+            InferenceProcess(settings, on_batch=on_batch) for _ in range(settings.workers)
+        ]
 
     @property
     def info(self) -> dict[str, Any]:

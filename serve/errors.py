@@ -40,8 +40,7 @@ def _summary(errors: list[dict[str, Any]]) -> str:
 async def _on_validation(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
-        {key: item[key] for key in ("type", "loc", "msg") if key in item}
-        for item in error.errors()
+        {key: item[key] for key in ("type", "loc", "msg") if key in item} for item in error.errors()
     ]
     errors = json.loads(json.dumps(errors, default=str))
     return JSONResponse(error_body(errors, _summary(errors)), status_code=422)

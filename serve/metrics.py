@@ -34,22 +34,30 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "seq2seq_http_requests", "HTTP requests by route, method and status",
-            ["route", "method", "status"], registry=self.registry,
+            "seq2seq_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "seq2seq_http_request_duration_seconds", "HTTP request latency by route",
-            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "seq2seq_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.batch_size = Histogram(
             "seq2seq_batch_size_sentences",
             "Sentences decoded together: per decoder step (continuous batching) or per "
             "translate call (static batches)",
-            buckets=BATCH_BUCKETS, registry=self.registry,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
         )
         self.batch_seconds = Histogram(
-            "seq2seq_batch_duration_seconds", "Time of one decoder step or translate call",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "seq2seq_batch_duration_seconds",
+            "Time of one decoder step or translate call",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.queue_depth = Gauge(
             "seq2seq_queue_depth", "Requests waiting for translation", registry=self.registry

@@ -32,9 +32,13 @@ STATIC = resources.files("serve") / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
-        400: "Unsupported language pair", 401: "API key missing", 403: "API key wrong",
-        413: "Body too large", 422: "Invalid input, with the reason",
-        503: "Queue full (see Retry-After) or model not loaded", 504: "Timed out",
+        400: "Unsupported language pair",
+        401: "API key missing",
+        403: "API key wrong",
+        413: "Body too large",
+        422: "Invalid input, with the reason",
+        503: "Queue full (see Retry-After) or model not loaded",
+        504: "Timed out",
     }.items()
 }
 
@@ -71,8 +75,11 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
     if given is None and scheme.lower() == "bearer" and token:
         given = token.strip()
     if not given:
-        raise HTTPException(401, "API key required: send X-API-Key or Authorization: Bearer",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "API key required: send X-API-Key or Authorization: Bearer",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not secrets.compare_digest(given.encode(), settings.api_key.get_secret_value().encode()):
         raise HTTPException(403, "API key not valid")
 
@@ -111,22 +118,28 @@ def _beam_size(body: TranslateRequest, settings: Settings) -> int:
     """The request's beam size or the server's default; 422 over the configured maximum."""
     beam_size = body.beam_size or settings.beam_size
     if beam_size > settings.max_beam_size:
-        raise validation_error(("body", "beam_size"),
-                               f"beam_size must be at most {settings.max_beam_size}", "too_large")
+        raise validation_error(
+            ("body", "beam_size"),
+            f"beam_size must be at most {settings.max_beam_size}",
+            "too_large",
+        )
     return beam_size
 
 
 def _check_texts(texts: list[str], settings: Settings, *, field: str, indexed: bool) -> None:
     """422 for too many texts, a text too long, or characters that are not text."""
     if len(texts) > settings.max_texts:
-        raise validation_error(("body", field),
-                               f"at most {settings.max_texts} texts per request, got {len(texts)}",
-                               "too_long")
+        raise validation_error(
+            ("body", field),
+            f"at most {settings.max_texts} texts per request, got {len(texts)}",
+            "too_long",
+        )
     for number, text in enumerate(texts):
         where: tuple[str | int, ...] = ("body", field, number) if indexed else ("body", field)
         if len(text) > settings.max_text_chars:
             raise validation_error(
-                where, f"text has {len(text)} characters; at most {settings.max_text_chars}",
+                where,
+                f"text has {len(text)} characters; at most {settings.max_text_chars}",
                 "string_too_long",
             )
         if problem := text_problem(text):
@@ -165,11 +178,15 @@ async def _translate(
         try:
             return job.result()
         except QueueFullError as error:
-            raise HTTPException(503, f"server busy: {error}; retry later",
-                                headers={"Retry-After": str(settings.retry_after_s)}) from error
+            raise HTTPException(
+                503,
+                f"server busy: {error}; retry later",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            ) from error
         except InferenceProcessError as error:
-            raise HTTPException(503, f"{error}; retry later",
-                                headers={"Retry-After": str(settings.retry_after_s)}) from error
+            raise HTTPException(
+                503, f"{error}; retry later", headers={"Retry-After": str(settings.retry_after_s)}
+            ) from error
     if gone in done:
         raise HTTPException(499, "client closed the request")
     raise HTTPException(504, f"translation took longer than {settings.request_timeout_s} s")
@@ -202,8 +219,12 @@ async def ready(request: Request) -> Any:
     return Status(status="ready")
 
 
-@router.get("/model", response_model=ModelInfo, responses={503: {"model": ErrorResponse}},
-            dependencies=[Depends(loaded_translator)])
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    responses={503: {"model": ErrorResponse}},
+    dependencies=[Depends(loaded_translator)],
+)
 async def model(request: Request) -> ModelInfo:
     """Languages, sizes, parameter count, device (where it decodes) and checkpoint metadata."""
     return ModelInfo(id=request.app.state.model_id, **request.app.state.model_info)

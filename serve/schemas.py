@@ -35,9 +35,13 @@ class TranslateRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [{"text": "Ein Hund läuft."},
-                                        {"texts": ["Ein Hund läuft.", "Zwei Katzen."]},
-                                        {"q": "Ein Hund läuft.", "source": "de", "target": "en"}]},
+        json_schema_extra={
+            "examples": [
+                {"text": "Ein Hund läuft."},
+                {"texts": ["Ein Hund läuft.", "Zwei Katzen."]},
+                {"q": "Ein Hund läuft.", "source": "de", "target": "en"},
+            ]
+        },
     )
 
     text: Text | None = Field(None, description="One text to translate.")

@@ -34,27 +34,36 @@ def load_translator(settings: Settings) -> Translator:
     return Translator.load(settings.model, device=settings.device, precision=settings.precision)
 
 
-def build_batcher(settings: Settings, translator: Translator,
-                  on_batch: StatsFn | None = None) -> AnyBatcher:
+def build_batcher(
+    settings: Settings, translator: Translator, on_batch: StatsFn | None = None
+) -> AnyBatcher:
     """The configured kind of batching around `translator`."""
-    limits = BatchLimits(max_batch_size=settings.max_batch_size,
-                         max_batch_tokens=settings.max_batch_tokens,
-                         max_wait_ms=settings.max_wait_ms, rejoin_wait_ms=settings.rejoin_wait_ms,
-                         max_queue_size=settings.max_queue_size)
+    limits = BatchLimits(
+        max_batch_size=settings.max_batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_wait_ms=settings.max_wait_ms,
+        rejoin_wait_ms=settings.rejoin_wait_ms,
+        max_queue_size=settings.max_queue_size,
+    )
     translate = partial(decode, translator, settings)
     if settings.batching == "static":
         return Batcher(translate, limits, on_batch=on_batch)
-    return ContinuousBatcher(translator, limits, translate=translate, on_batch=on_batch,
-                             max_length=settings.max_length)
+    return ContinuousBatcher(
+        translator, limits, translate=translate, on_batch=on_batch, max_length=settings.max_length
+    )
 
 
-def decode(translator: Translator, settings: Settings,
-           sources: list[list[int]], beam_size: int) -> list[str]:
+def decode(
+    translator: Translator, settings: Settings, sources: list[list[int]], beam_size: int
+) -> list[str]:
     """One static batch: `translate_ids` within the server's batch and length limits."""
     return translator.translate_ids(
-        sources, beam_size=beam_size, batch_size=settings.max_batch_size,
+        sources,
+        beam_size=beam_size,
+        batch_size=settings.max_batch_size,
         batch_tokens=max(6000, settings.max_batch_tokens * beam_size),
-        max_length=settings.max_length)
+        max_length=settings.max_length,
+    )
 
 
 def child_main(conn: Connection, settings: Settings) -> None:
@@ -104,8 +113,9 @@ def _forget_job(jobs: dict[int, asyncio.Task[None]], number: int, _: object) -> 
     jobs.pop(number, None)
 
 
-def _read(conn: Connection, loop: asyncio.AbstractEventLoop,
-          inbox: asyncio.Queue[tuple[Any, ...] | None]) -> None:
+def _read(
+    conn: Connection, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[tuple[Any, ...] | None]
+) -> None:
     """Reader thread of the child: the parent's messages into `inbox`; `None` at the end."""
     while True:
         try:
@@ -117,8 +127,14 @@ def _read(conn: Connection, loop: asyncio.AbstractEventLoop,
             return
 
 
-async def _job(batcher: AnyBatcher, send: Callable[[tuple[Any, ...]], None], number: int,
-               items: list[list[int]], tokens: int, beam_size: int) -> None:
+async def _job(
+    batcher: AnyBatcher,
+    send: Callable[[tuple[Any, ...]], None],
+    number: int,
+    items: list[list[int]],
+    tokens: int,
+    beam_size: int,
+) -> None:
     """One request in the child; its answer (or why it failed) goes back to the parent."""
     try:
         send(("done", number, await batcher.submit(items, tokens=tokens, beam_size=beam_size)))
@@ -128,4 +144,3 @@ async def _job(batcher: AnyBatcher, send: Callable[[tuple[Any, ...]], None], num
         raise
     except Exception as error:
         send(("failed", number, f"{type(error).__name__}: {error}"))
-

@@ -22,8 +22,12 @@ class ComposeLoader(yaml.SafeLoader):
 
 
 ComposeLoader.add_multi_constructor(
-    "!", lambda loader, suffix, node: {"tag": suffix, "value": loader.construct_mapping(node)}
-    if isinstance(node, yaml.MappingNode) else loader.construct_scalar(node)
+    "!",
+    lambda loader, suffix, node: (
+        {"tag": suffix, "value": loader.construct_mapping(node)}
+        if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node)
+    ),
 )
 
 
@@ -82,6 +86,11 @@ def test_compose_client_accepts_the_file() -> None:
     command = compose_command()
     if command is None:
         pytest.skip("no docker compose client installed")
-    result = subprocess.run([*command, "-f", "docker-compose.yml", "config", "--quiet"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*command, "-f", "docker-compose.yml", "config", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr

@@ -24,8 +24,13 @@ def free_port() -> int:
 
 
 def worker(rank: int, overrides: list[str], port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+    )
     torch.set_num_threads(1)
     config = load_config(TINY, overrides)
     context = distributed.setup("cpu")

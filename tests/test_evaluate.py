@@ -34,8 +34,19 @@ def test_model_on_files_writes_hypotheses(
     src = write_lines(tmp_path / "test.de", [s for s, _ in pairs])
     ref = write_lines(tmp_path / "test.en", [t for _, t in pairs])
     hyp = tmp_path / "out" / "hyp.en"
-    args = ["evaluate", "--model", str(tiny_checkpoint_path), "--src", str(src), "--ref", str(ref),
-            "--beam-size", "2", "--hyp-out", str(hyp)]
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_checkpoint_path),
+        "--src",
+        str(src),
+        "--ref",
+        str(ref),
+        "--beam-size",
+        "2",
+        "--hyp-out",
+        str(hyp),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "BLEU" in out and "chrF" in out and "nrefs:1" in out
@@ -49,9 +60,22 @@ def test_dataset_splits_use_the_models_languages(
         pairs = number_pairs(20, seed=seed)
         write_lines(tmp_path / f"{split}.de", [s for s, _ in pairs])
         write_lines(tmp_path / f"{split}.en", [t for _, t in pairs])
-    args = ["evaluate", "--model", str(tiny_checkpoint_path), "--data", str(tmp_path),
-            "--split", "dev", "--split", "test", "--beam-size", "1", "--json",
-            "--hyp-out", str(tmp_path / "{split}.hyp")]
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_checkpoint_path),
+        "--data",
+        str(tmp_path),
+        "--split",
+        "dev",
+        "--split",
+        "test",
+        "--beam-size",
+        "1",
+        "--json",
+        "--hyp-out",
+        str(tmp_path / "{split}.hyp"),
+    ]
     assert main(args) == 0
     results = json.loads(capsys.readouterr().out)
     assert [r["set"] for r in results] == ["dev", "test"]
@@ -61,15 +85,30 @@ def test_dataset_splits_use_the_models_languages(
 
 @pytest.mark.parametrize("length_penalty", [0.0, 2.0])
 def test_length_penalty_reaches_the_beam_search(
-    tmp_path: Path, tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_checkpoint_path: Path,
+    capsys: pytest.CaptureFixture[str],
     length_penalty: float,
 ) -> None:
     sources = [s for s, _ in number_pairs(30, seed=24, max_words=8)]
     src = write_lines(tmp_path / "test.de", sources)
     hyp = tmp_path / "hyp.en"
-    args = ["evaluate", "--model", str(tiny_checkpoint_path), "--src", str(src), "--ref",
-            str(src), "--beam-size", "4", "--length-penalty", str(length_penalty), "--json",
-            "--hyp-out", str(hyp)]
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_checkpoint_path),
+        "--src",
+        str(src),
+        "--ref",
+        str(src),
+        "--beam-size",
+        "4",
+        "--length-penalty",
+        str(length_penalty),
+        "--json",
+        "--hyp-out",
+        str(hyp),
+    ]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["length_penalty"] == length_penalty
     translator = Translator.load(tiny_checkpoint_path, device="cpu")
@@ -84,8 +123,10 @@ def test_length_penalty_reaches_the_beam_search(
         (["--model", "m.pt", "--data", "."], "needs at least one --split"),
         (["--hyp", "h.txt"], "--ref is required"),
         (["--hyp", "missing.txt", "--ref", "missing.txt"], "missing.txt"),
-        (["--model", "m.pt", "--src", "s", "--ref", "r", "--length-penalty", "-1"],
-         "--length-penalty must be 0 or more"),
+        (
+            ["--model", "m.pt", "--src", "s", "--ref", "r", "--length-penalty", "-1"],
+            "--length-penalty must be 0 or more",
+        ),
     ],
 )
 def test_bad_input_is_one_line(

@@ -13,7 +13,9 @@ def padded_loss(model: Seq2Seq, batch: Batch, label_smoothing: float) -> torch.T
     """The textbook loss: logits at every position, padding ignored by the cross-entropy."""
     logits = model(batch.src, batch.src_len, batch.tgt_in)  # [B, T, V]
     return torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID,
+        logits.flatten(0, 1),
+        batch.tgt_out.flatten(),
+        ignore_index=PAD_ID,
         label_smoothing=label_smoothing,
     )
 

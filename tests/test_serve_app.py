@@ -88,11 +88,13 @@ def test_translate_list_in_order(client: TestClient, translator: Translator) -> 
 
 
 def test_libretranslate_fields(client: TestClient, translator: Translator) -> None:
-    one = client.post("/translate", json={"q": "eins zwei", "source": "de", "target": "en",
-                                          "format": "text"}).json()
+    one = client.post(
+        "/translate", json={"q": "eins zwei", "source": "de", "target": "en", "format": "text"}
+    ).json()
     assert one["translatedText"] == translator.translate(["eins zwei"], beam_size=1)[0]
-    many = client.post("/translate", json={"q": ["eins", "zwei"], "source": "auto",
-                                           "target": "en"}).json()
+    many = client.post(
+        "/translate", json={"q": ["eins", "zwei"], "source": "auto", "target": "en"}
+    ).json()
     assert many["translatedText"] == translator.translate(["eins", "zwei"], beam_size=1)
 
 
@@ -109,8 +111,12 @@ def test_metrics(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'seq2seq_http_requests_total{method="POST",route="/translate",status="200"}' in text
     assert 'route="unmatched"' in text and 'route="/nowhere"' not in text
-    for name in ("seq2seq_http_request_duration_seconds_bucket", "seq2seq_batch_size_sentences",
-                 "seq2seq_queue_depth", "seq2seq_source_tokens_total"):
+    for name in (
+        "seq2seq_http_request_duration_seconds_bucket",
+        "seq2seq_batch_size_sentences",
+        "seq2seq_queue_depth",
+        "seq2seq_source_tokens_total",
+    ):
         assert name in text
 
 
@@ -160,8 +166,11 @@ def test_invalid_json_and_encodings(client: TestClient) -> None:
     assert_error(client.post("/translate", content=b'{"text": ', headers=headers), 422, "JSON")
     assert_error(client.post("/translate", content=b"[1, 2]", headers=headers), 422, "")
     surrogate = b'{"text": "eins \\ud800 zwei"}'
-    assert_error(client.post("/translate", content=surrogate, headers=headers), 422,
-                 "text: Input should be a valid string")
+    assert_error(
+        client.post("/translate", content=surrogate, headers=headers),
+        422,
+        "text: Input should be a valid string",
+    )
     response = client.post("/translate", content=b'{"text": "\xff\xfe eins"}', headers=headers)
     assert 400 <= response.status_code < 500 and response.json()["error"]
 
@@ -197,8 +206,9 @@ def test_oversized_body_is_413(tiny_checkpoint_path: Path) -> None:
             yield b"eins " * 400
             yield b'"}'
 
-        streamed = client.post("/translate", content=chunks(),
-                               headers={"content-type": "application/json"})
+        streamed = client.post(
+            "/translate", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert "content-length" not in streamed.request.headers
         assert_error(streamed, 413, "request body larger than 1000 bytes")
         assert client.post("/translate", json={"text": "eins"}).status_code == 200
@@ -242,8 +252,9 @@ def test_timeout_is_504(tiny_checkpoint_path: Path, batching: str) -> None:
 
 @pytest.mark.parametrize("batching", ["continuous", "static"])
 def test_full_queue_is_503_with_retry_after(tiny_checkpoint_path: Path, batching: str) -> None:
-    with make_client(tiny_checkpoint_path, max_queue_size=1, max_batch_size=1,
-                     retry_after_s=3, batching=batching) as client:
+    with make_client(
+        tiny_checkpoint_path, max_queue_size=1, max_batch_size=1, retry_after_s=3, batching=batching
+    ) as client:
         slow_down(client.app.state.translator, 0.1)  # type: ignore[attr-defined]
         barrier = threading.Barrier(6)
 

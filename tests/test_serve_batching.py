@@ -80,8 +80,10 @@ def test_beam_sizes_are_never_mixed() -> None:
 
 @pytest.mark.parametrize(
     ("limits", "largest"),
-    [(BatchLimits(max_batch_size=4, max_wait_ms=50), 4),
-     (BatchLimits(max_batch_tokens=9, max_wait_ms=50), 3)],
+    [
+        (BatchLimits(max_batch_size=4, max_wait_ms=50), 4),
+        (BatchLimits(max_batch_tokens=9, max_wait_ms=50), 3),
+    ],
 )
 def test_batches_respect_size_and_token_limits(limits: BatchLimits, largest: int) -> None:
     async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
@@ -141,8 +143,9 @@ def test_cancelled_requests_are_skipped_and_forgotten() -> None:
         recorder.gate.clear()
         first = asyncio.ensure_future(batcher.submit(["a"], tokens=1, beam_size=1))
         await asyncio.sleep(0.05)
-        abandoned = [asyncio.ensure_future(batcher.submit([x], tokens=1, beam_size=1))
-                     for x in "bcd"]
+        abandoned = [
+            asyncio.ensure_future(batcher.submit([x], tokens=1, beam_size=1)) for x in "bcd"
+        ]
         kept = asyncio.ensure_future(batcher.submit(["e"], tokens=1, beam_size=1))
         await asyncio.sleep(0)
         for task in abandoned:
@@ -188,9 +191,10 @@ def test_simultaneous_http_requests_are_batched_and_answered_correctly(
 
     async def main() -> tuple[list[httpx.Response], str]:
         transport = httpx.ASGITransport(app=app)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=transport, base_url="http://test"
-        ) as client:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
             responses = await asyncio.gather(
                 *(client.post("/translate", json={"text": text}) for text in texts)
             )

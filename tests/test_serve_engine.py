@@ -34,8 +34,9 @@ def translator(tiny_checkpoint_path: Path) -> Translator:
 
 
 def settings(path: Path, **overrides: Any) -> Settings:
-    return Settings(model=str(path), device="cpu", max_wait_ms=2, threads=1,
-                    inference="process", **overrides)
+    return Settings(
+        model=str(path), device="cpu", max_wait_ms=2, threads=1, inference="process", **overrides
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,8 @@ def test_the_child_never_decodes_a_request_cancelled_while_it_waits(
     slow_down(translator, 0.05)
     ours, theirs = multiprocessing.Pipe()
     child_loop = threading.Thread(
-        target=asyncio.run, args=(serve_pipe(theirs, settings(tiny_checkpoint_path), translator),))
+        target=asyncio.run, args=(serve_pipe(theirs, settings(tiny_checkpoint_path), translator),)
+    )
     child_loop.start()
     assert ours.recv()[0] == "ready"
     ids = translator.encode(SENTENCES)
@@ -154,8 +156,9 @@ def test_requests_are_shared_out_among_workers_and_survive_one_dying(
     with TestClient(create_app(settings(tiny_checkpoint_path, workers=2))) as client:
         workers = pool(client).processes
         with ThreadPoolExecutor(8) as threads:
-            answers = list(threads.map(lambda text: post(client, text=text)["translation"],
-                                       SENTENCES * 8))
+            answers = list(
+                threads.map(lambda text: post(client, text=text)["translation"], SENTENCES * 8)
+            )
         assert answers == translator.translate(SENTENCES * 8)
         assert all(worker.answered > 0 for worker in workers)
         first = workers[0].pid

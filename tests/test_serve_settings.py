@@ -22,16 +22,23 @@ def fresh_settings() -> Iterator[None]:
     yield
     get_settings.cache_clear()
 
+
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     return parser.parse_args(list(argv))
 
+
 def test_defaults() -> None:
     settings = Settings()
     assert (settings.host, settings.port, settings.device, settings.precision) == (
-        "127.0.0.1", 8000, "auto", "fp32")
+        "127.0.0.1",
+        8000,
+        "auto",
+        "fp32",
+    )
     assert settings.beam_size == 1 and settings.api_key is None and settings.cors_origins == []
+
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQ2SEQ_MODEL", "/models/x.pt")
@@ -46,6 +53,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "sesame"
     assert "sesame" not in repr(settings)
 
+
 def test_empty_api_key_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQ2SEQ_API_KEY", "")  # what compose passes for an unset variable
     assert Settings().api_key is None
@@ -58,12 +66,16 @@ def test_getter_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -> None
     get_settings.cache_clear()
     assert get_settings().port == 9002
 
+
 @pytest.mark.parametrize(
     ("name", "value", "reason"),
-    [("SEQ2SEQ_PORT", "eighty", "valid integer"), ("SEQ2SEQ_DEVICE", "tpu", "'auto', 'cpu'"),
-     ("SEQ2SEQ_BEAM_SIZE", "20", "less than or equal to 8"),
-     ("SEQ2SEQ_BATCHING", "dynamic", "'static' or 'continuous'"),
-     ("SEQ2SEQ_INFERENCE", "gpu", "'thread' or 'process'")],
+    [
+        ("SEQ2SEQ_PORT", "eighty", "valid integer"),
+        ("SEQ2SEQ_DEVICE", "tpu", "'auto', 'cpu'"),
+        ("SEQ2SEQ_BEAM_SIZE", "20", "less than or equal to 8"),
+        ("SEQ2SEQ_BATCHING", "dynamic", "'static' or 'continuous'"),
+        ("SEQ2SEQ_INFERENCE", "gpu", "'thread' or 'process'"),
+    ],
 )
 def test_bad_environment_values_are_rejected(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
@@ -72,16 +84,30 @@ def test_bad_environment_values_are_rejected(
     with pytest.raises(ValidationError, match=reason):
         Settings()
 
+
 def test_command_line_overrides_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEQ2SEQ_PORT", "9003")
     monkeypatch.setenv("SEQ2SEQ_HOST", "0.0.0.0")
     monkeypatch.setenv("SEQ2SEQ_BATCHING", "static")
     monkeypatch.setenv("SEQ2SEQ_INFERENCE", "thread")
-    settings = settings_from_args(parse("--model", "m.pt", "--port", "9100", "--beam-size", "4",
-                                        "--batching", "continuous", "--inference", "process"))
+    settings = settings_from_args(
+        parse(
+            "--model",
+            "m.pt",
+            "--port",
+            "9100",
+            "--beam-size",
+            "4",
+            "--batching",
+            "continuous",
+            "--inference",
+            "process",
+        )
+    )
     assert (settings.model, settings.port, settings.beam_size) == ("m.pt", 9100, 4)
     assert (settings.batching, settings.inference) == ("continuous", "process")
     assert settings.host == "0.0.0.0"  # not given on the command line: the environment's
+
 
 def test_cli_bad_setting_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -91,6 +117,7 @@ def test_cli_bad_setting_is_one_line_exit_2(
     assert error.startswith("seq2seq serve: error:") and "max_batch_size" in error
     assert error.count("\n") == 1
 
+
 def test_train_if_missing_without_training_package_fails_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,6 +125,7 @@ def test_train_if_missing_without_training_package_fails_cleanly(
     argv = ["serve", "--model", str(tmp_path / "m.pt"), "--train-if-missing"]
     assert cli_main(argv) == 2
     assert "cannot train" in capsys.readouterr().err
+
 
 def test_train_if_missing_trains_then_copies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint_path: Path

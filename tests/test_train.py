@@ -114,8 +114,9 @@ def test_cpu_reduced_precision_trains_or_says_why_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], precision: str
 ) -> None:
     """fp16 needs CUDA; bf16 on a CPU needs bfloat16 instructions: one line, exit 2, if not."""
-    overrides = tiny_overrides(tmp_path, precision, train__max_steps=2, train__device="cpu",
-                               train__precision=precision)
+    overrides = tiny_overrides(
+        tmp_path, precision, train__max_steps=2, train__device="cpu", train__precision=precision
+    )
     code = main(["train", str(TINY), *overrides])
     if precision == "bf16" and cpu_bf16_autocast_works():
         assert code == 0 and (tmp_path / precision / "last.pt").exists()
@@ -140,8 +141,10 @@ MULTI30K = default_data_dir()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MULTI30K / "train.de.gz").exists(),
-                    reason=f"Multi30k not found at {MULTI30K} (set SEQ2SEQ_DATA)")
+@pytest.mark.skipif(
+    not (MULTI30K / "train.de.gz").exists(),
+    reason=f"Multi30k not found at {MULTI30K} (set SEQ2SEQ_DATA)",
+)
 def test_end_to_end_on_multi30k_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     subset = tmp_path / "multi30k"
     subset.mkdir()
@@ -150,11 +153,31 @@ def test_end_to_end_on_multi30k_subset(tmp_path: Path, capsys: pytest.CaptureFix
             with gzip.open(MULTI30K / f"{split}.{lang}.gz", "rt") as source:
                 lines = [next(source) for _ in range(count)]
             (subset / f"{split}.{lang}").write_text("".join(lines))
-    overrides = [f"--run_dir={tmp_path / 'run'}", f"--data.path={subset}",
-                 "--tokenizer.vocab_size=1000", "--train.max_steps=300", "--train.eval_every=300"]
+    overrides = [
+        f"--run_dir={tmp_path / 'run'}",
+        f"--data.path={subset}",
+        "--tokenizer.vocab_size=1000",
+        "--train.max_steps=300",
+        "--train.eval_every=300",
+    ]
     best = train_from_config(str(TINY), overrides)
-    assert main(["evaluate", "--model", str(best), "--data", str(subset), "--split", "val",
-                 "--beam-size", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(best),
+                "--data",
+                str(subset),
+                "--split",
+                "val",
+                "--beam-size",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert '"bleu"' in capsys.readouterr().out
     translator = Translator.load(best, device="cpu")
     (output,) = translator.translate(["Ein Mann."], beam_size=2)
@@ -177,11 +200,16 @@ def test_schedules_warm_up_decay_and_cut_on_plateau() -> None:
 
     inverse = Schedule(OptimConfig(lr=1.0, warmup_steps=4, schedule="inverse_sqrt"), max_steps=0)
     assert [inverse.rate(step) for step in (1, 4, 16)] == [0.25, 1.0, 0.5]
-    cosine = Schedule(OptimConfig(lr=1.0, warmup_steps=0, schedule="cosine", min_lr=0.1),
-                      max_steps=10)
+    cosine = Schedule(
+        OptimConfig(lr=1.0, warmup_steps=0, schedule="cosine", min_lr=0.1), max_steps=10
+    )
     assert cosine.rate(10) == pytest.approx(0.1)
-    plateau = Schedule(OptimConfig(lr=1.0, warmup_steps=0, schedule="plateau",
-                                   plateau_patience=1, plateau_factor=0.5), max_steps=0)
+    plateau = Schedule(
+        OptimConfig(
+            lr=1.0, warmup_steps=0, schedule="plateau", plateau_patience=1, plateau_factor=0.5
+        ),
+        max_steps=0,
+    )
     for bleu in (10.0, 12.0, 11.0):
         plateau.observe(bleu)
     assert plateau.rate(5) == 0.5
@@ -204,7 +232,8 @@ def test_linear_decay_follows_the_wall_clock_budget_when_there_is_no_step_limit(
     both = Schedule(linear, max_steps=12, timed=True)
     assert both.rate(7, budget_used=0.25) == 0.5  # the step limit is nearer: 5 of 10 steps
     assert budget_used(Progress(elapsed=30.0), time.monotonic(), max_minutes=1.0) == (
-        pytest.approx(0.5, abs=0.01))
+        pytest.approx(0.5, abs=0.01)
+    )
     assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=1.0) == 1.0
     assert budget_used(Progress(elapsed=90.0), time.monotonic(), max_minutes=0.0) == 0.0
     assert share_of_budget(45.0, max_minutes=1.0) == 0.75  # a resumed run's first step

@@ -29,8 +29,16 @@ def test_presets_load_and_comment_every_key(preset: Path) -> None:
 
 def test_overrides_nested_keys_and_types(tmp_path: Path) -> None:
     path = write(tmp_path, {"model": {"hidden_size": 128}, "train": {"max_steps": 5}})
-    config = load_config(path, ["--model.hidden_size=256", "--optim.lr=1e-3", "--seed=7",
-                                "--data.path=/data", "--optim.betas=[0.9, 0.98]"])
+    config = load_config(
+        path,
+        [
+            "--model.hidden_size=256",
+            "--optim.lr=1e-3",
+            "--seed=7",
+            "--data.path=/data",
+            "--optim.betas=[0.9, 0.98]",
+        ],
+    )
     assert config.model.hidden_size == 256
     assert config.optim.lr == pytest.approx(0.001)
     assert config.seed == 7

@@ -54,15 +54,20 @@ def test_tsv_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "train.tsv").write_text("eins\tone\nzwei\ttwo\n")
     tsv = data.load_split(DataConfig(format="tsv", path=str(tmp_path)), "train")
     assert list(tsv["tgt"]) == ["one", "two"]
-    rows = [{"translation": {"de": "drei", "en": "three"}},
-            {"translation": {"de": "vier", "en": "four"}}]
+    rows = [
+        {"translation": {"de": "drei", "en": "three"}},
+        {"translation": {"de": "vier", "en": "four"}},
+    ]
     with gzip.open(tmp_path / "train.jsonl.gz", "wt") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
-    config = DataConfig(format="jsonl", path=str(tmp_path), src_field="translation.de",
-                        tgt_field="translation.en")
+    config = DataConfig(
+        format="jsonl", path=str(tmp_path), src_field="translation.de", tgt_field="translation.en"
+    )
     jsonl = data.load_split(config, "train")
     assert list(zip(jsonl["src"], jsonl["tgt"], strict=True)) == [
-        ("drei", "three"), ("vier", "four")]
+        ("drei", "three"),
+        ("vier", "four"),
+    ]
 
 
 def test_hub_fields_are_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,8 +142,10 @@ def test_sampler_is_deterministic_per_epoch_and_resumable() -> None:
 
 
 def test_sampler_shards_per_rank() -> None:
-    shards = [TokenBatchSampler(lengths(301), batch_tokens=100, seed=1, rank=rank, world_size=2)
-              for rank in (0, 1)]
+    shards = [
+        TokenBatchSampler(lengths(301), batch_tokens=100, seed=1, rank=rank, world_size=2)
+        for rank in (0, 1)
+    ]
     first, second = (list(shard) for shard in shards)
     assert len(first) == len(second)
     covered = {i for batch in first + second for i in batch}
@@ -148,10 +155,12 @@ def test_sampler_shards_per_rank() -> None:
 
 def test_dataset_batches_pad_and_mark_targets(tiny_tokenizers: TokenizerPair) -> None:
     pairs = number_pairs(20, seed=6)
-    dataset = datasets.Dataset.from_dict({
-        "src_ids": tiny_tokenizers.src.encode([s for s, _ in pairs]),
-        "tgt_ids": tiny_tokenizers.tgt.encode([t for _, t in pairs]),
-    })
+    dataset = datasets.Dataset.from_dict(
+        {
+            "src_ids": tiny_tokenizers.src.encode([s for s, _ in pairs]),
+            "tgt_ids": tiny_tokenizers.tgt.encode([t for _, t in pairs]),
+        }
+    )
     sizes = list(zip(map(len, dataset["src_ids"]), map(len, dataset["tgt_ids"]), strict=True))
     batches = list(DatasetBatches(dataset, TokenBatchSampler(sizes, batch_tokens=80)))
     assert sum(batch.src.size(0) for batch in batches) == 20

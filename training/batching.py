@@ -39,18 +39,22 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         """The same batch on `device` (src_len stays on the CPU, as packing wants)."""
-        return Batch(self.src.to(device), self.src_len, self.tgt_in.to(device),
-                     self.tgt_out.to(device))
+        return Batch(
+            self.src.to(device), self.src_len, self.tgt_in.to(device), self.tgt_out.to(device)
+        )
 
 
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
     """Pad id lists into a `Batch`."""
-    src_t = pad_sequence([torch.tensor(s) for s in src], batch_first=True,
-                         padding_value=PAD_ID)  # [B, S]
-    tgt_in = pad_sequence([torch.tensor([BOS_ID, *t]) for t in tgt], batch_first=True,
-                          padding_value=PAD_ID)  # [B, T]
-    tgt_out = pad_sequence([torch.tensor([*t, EOS_ID]) for t in tgt], batch_first=True,
-                           padding_value=PAD_ID)  # [B, T]
+    src_t = pad_sequence(
+        [torch.tensor(s) for s in src], batch_first=True, padding_value=PAD_ID
+    )  # [B, S]
+    tgt_in = pad_sequence(
+        [torch.tensor([BOS_ID, *t]) for t in tgt], batch_first=True, padding_value=PAD_ID
+    )  # [B, T]
+    tgt_out = pad_sequence(
+        [torch.tensor([*t, EOS_ID]) for t in tgt], batch_first=True, padding_value=PAD_ID
+    )  # [B, T]
     return Batch(src_t, torch.tensor([len(s) for s in src]), tgt_in, tgt_out)
 
 
@@ -116,9 +120,12 @@ class TokenBatchSampler(EpochPosition):
         longest = 0
         for index in order:
             size = max(self.lengths[index])
-            if current and not batch_size_ok(len(current) + 1, max(longest, size),
-                                             batch_tokens=self.batch_tokens,
-                                             max_sentences=self.max_sentences):
+            if current and not batch_size_ok(
+                len(current) + 1,
+                max(longest, size),
+                batch_tokens=self.batch_tokens,
+                max_sentences=self.max_sentences,
+            ):
                 batches.append(current)
                 current, longest = [], 0
             current.append(index)
@@ -141,7 +148,6 @@ class TokenBatchSampler(EpochPosition):
         for batch in self.shard(self.epoch)[self.position :]:
             self.position += 1
             yield batch
-
 
 
 def stream_batches(
@@ -167,8 +173,9 @@ def _buffer_batches(
     buffer: list[dict[str, list[int]]], rng: random.Random, batch_tokens: int, max_sentences: int
 ) -> Iterator[Batch]:
     lengths = [(len(row["src_ids"]), len(row["tgt_ids"])) for row in buffer]
-    sampler = TokenBatchSampler(lengths, batch_tokens=batch_tokens, max_sentences=max_sentences,
-                                seed=rng.randrange(1 << 30))
+    sampler = TokenBatchSampler(
+        lengths, batch_tokens=batch_tokens, max_sentences=max_sentences, seed=rng.randrange(1 << 30)
+    )
     for indices in sampler:
         rows = [buffer[i] for i in indices]
         yield collate([row["src_ids"] for row in rows], [row["tgt_ids"] for row in rows])
@@ -210,8 +217,16 @@ class DatasetBatches:
 class StreamBatches(EpochPosition):
     """`Batch`es of a streamed, encoded split; resuming skips the batches already used."""
 
-    def __init__(self, stream: Any, *, batch_tokens: int, max_sentences: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        *,
+        batch_tokens: int,
+        max_sentences: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         from datasets.distributed import split_dataset_by_node
 
         self.stream = split_dataset_by_node(stream, rank=rank, world_size=world_size)
@@ -219,11 +234,13 @@ class StreamBatches(EpochPosition):
         self.epoch, self.position = 0, 0
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = stream_batches(iter(self.stream), batch_tokens=self.batch_tokens,
-                                 max_sentences=self.max_sentences,
-                                 seed=self.seed * 1_000_003 + self.epoch)
+        batches = stream_batches(
+            iter(self.stream),
+            batch_tokens=self.batch_tokens,
+            max_sentences=self.max_sentences,
+            seed=self.seed * 1_000_003 + self.epoch,
+        )
         for number, batch in enumerate(batches):
             if number >= self.position:
                 self.position += 1
                 yield batch
-

@@ -188,8 +188,14 @@ CHOICES = {
     "optim.schedule": ("constant", "inverse_sqrt", "linear", "cosine", "plateau"),
     "train.precision": ("fp32", "bf16", "fp16"),
 }
-POSITIVE = ("tokenizer.vocab_size", "data.max_length", "train.batch_tokens",
-            "train.max_sentences", "train.eval_every", "train.log_every")
+POSITIVE = (
+    "tokenizer.vocab_size",
+    "data.max_length",
+    "train.batch_tokens",
+    "train.max_sentences",
+    "train.eval_every",
+    "train.log_every",
+)
 """Model sizes are checked by `seq2seq.ModelSizes` itself."""
 
 
@@ -206,8 +212,9 @@ def validate(config: TrainConfig) -> None:
     if loop.max_steps <= 0 and loop.max_epochs <= 0 and loop.max_minutes <= 0:
         raise ValueError("set at least one of train.max_steps, max_epochs, max_minutes")
     if not 0.0 <= config.optim.label_smoothing < 1.0:
-        raise ValueError(f"optim.label_smoothing must be in [0, 1), got "
-                         f"{config.optim.label_smoothing}")
+        raise ValueError(
+            f"optim.label_smoothing must be in [0, 1), got {config.optim.label_smoothing}"
+        )
 
 
 def _get(config: TrainConfig, dotted: str) -> Any:

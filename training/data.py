@@ -83,8 +83,10 @@ def _iter_parallel(src_path: Path, tgt_path: Path) -> Iterator[tuple[str, str]]:
             if src_line is not None and tgt_line is not None:
                 yield src_line.rstrip("\r\n"), tgt_line.rstrip("\r\n")
     if counts[0] != counts[1]:
-        raise ValueError(f"parallel files differ in length: {src_path} has {counts[0]} lines, "
-                         f"{tgt_path} has {counts[1]}")
+        raise ValueError(
+            f"parallel files differ in length: {src_path} has {counts[0]} lines, "
+            f"{tgt_path} has {counts[1]}"
+        )
 
 
 def _iter_tsv(path: Path, config: DataConfig) -> Iterator[tuple[str, str]]:
@@ -233,8 +235,10 @@ def encode_split(
 def _length_filter(config: DataConfig) -> Callable[[Row], bool]:
     def keep(row: Row) -> bool:
         return keep_lengths(
-            len(row["src_ids"]), len(row["tgt_ids"]),
-            max_length=config.max_length, max_ratio=config.max_length_ratio,
+            len(row["src_ids"]),
+            len(row["tgt_ids"]),
+            max_length=config.max_length,
+            max_ratio=config.max_length_ratio,
         )
 
     return keep

@@ -44,8 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src-lang", help="source language of --data (default: the model's)")
     parser.add_argument("--tgt-lang", help="target language of --data (default: the model's)")
     parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
-    parser.add_argument("--length-penalty", type=float, default=1.0,
-                        help="beam scores are log-prob / length ** this (0: no normalisation)")
+    parser.add_argument(
+        "--length-penalty",
+        type=float,
+        default=1.0,
+        help="beam scores are log-prob / length ** this (0: no normalisation)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--hyp-out", help="write translations here ('{split}' is replaced)")
@@ -61,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
         for result in results:
-            print(f"{result['set']}: BLEU {result['bleu']:.2f}  chrF {result['chrf']:.2f}  "
-                  f"({result['sentences']} sentences)")
+            print(
+                f"{result['set']}: BLEU {result['bleu']:.2f}  chrF {result['chrf']:.2f}  "
+                f"({result['sentences']} sentences)"
+            )
             print(f"  {result['bleu_signature']}\n  {result['chrf_signature']}")
     return 0
 
@@ -89,8 +95,18 @@ def _check(args: argparse.Namespace) -> None:
 def jobs(args: argparse.Namespace, translator: Translator | None) -> list[Job]:
     """The sets named on the command line, with their lines read."""
     if args.hyp:
-        return [_aligned(Job(Path(args.hyp).name, None, read_lines(Path(args.ref)),
-                             read_lines(Path(args.hyp))), args.hyp, args.ref)]
+        return [
+            _aligned(
+                Job(
+                    Path(args.hyp).name,
+                    None,
+                    read_lines(Path(args.ref)),
+                    read_lines(Path(args.hyp)),
+                ),
+                args.hyp,
+                args.ref,
+            )
+        ]
     if args.src:
         job = Job(Path(args.src).name, read_lines(Path(args.src)), read_lines(Path(args.ref)))
         return [_aligned(job, args.src, args.ref)]
@@ -110,8 +126,10 @@ def jobs(args: argparse.Namespace, translator: Translator | None) -> list[Job]:
 def _aligned(job: Job, first: str, reference: str) -> Job:
     lines = job.hypotheses if job.sources is None else job.sources
     if lines is not None and len(lines) != len(job.references):
-        raise ValueError(f"{first} has {len(lines)} lines but {reference} has "
-                         f"{len(job.references)}; they must be aligned line by line")
+        raise ValueError(
+            f"{first} has {len(lines)} lines but {reference} has "
+            f"{len(job.references)}; they must be aligned line by line"
+        )
     return job
 
 
@@ -120,9 +138,12 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     hypotheses = job.hypotheses
     if hypotheses is None:
         assert translator is not None and job.sources is not None
-        hypotheses = translator.translate(job.sources, beam_size=args.beam_size,
-                                          batch_size=args.batch_size,
-                                          length_penalty=args.length_penalty)
+        hypotheses = translator.translate(
+            job.sources,
+            beam_size=args.beam_size,
+            batch_size=args.batch_size,
+            length_penalty=args.length_penalty,
+        )
         if args.hyp_out:
             out = Path(args.hyp_out.replace("{split}", job.name))
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,10 @@ class Meter:
     def summary(self, world_size: int) -> dict[str, float]:
         """Mean loss and target tokens per second (all ranks) of the window."""
         seconds = max(time.monotonic() - self.started, 1e-9)
-        return {"train_loss": round(self.loss / max(self.steps, 1), 4),
-                "tokens_per_s": round(self.tokens * world_size / seconds, 1)}
+        return {
+            "train_loss": round(self.loss / max(self.steps, 1), 4),
+            "tokens_per_s": round(self.tokens * world_size / seconds, 1),
+        }
 
 
 def fit(trainer: Trainer) -> str:
@@ -100,20 +102,31 @@ def _finish(trainer: Trainer, reason: str, validated_at: int) -> None:
     elif trainer.context.is_main:
         trainer.save(trainer.run_dir / "last.pt")
     if trainer.context.is_main:
-        trainer.log.write({"step": trainer.progress.step, "stopped": reason,
-                           "elapsed_s": round(trainer.progress.elapsed, 1),
-                           "best_val_bleu": trainer.progress.best_bleu})
-        print(f"stopped at step {trainer.progress.step} ({reason}); "
-              f"best validation BLEU {trainer.progress.best_bleu:.2f}; "
-              f"checkpoints in {trainer.run_dir}", file=sys.stderr)
+        trainer.log.write(
+            {
+                "step": trainer.progress.step,
+                "stopped": reason,
+                "elapsed_s": round(trainer.progress.elapsed, 1),
+                "best_val_bleu": trainer.progress.best_bleu,
+            }
+        )
+        print(
+            f"stopped at step {trainer.progress.step} ({reason}); "
+            f"best validation BLEU {trainer.progress.best_bleu:.2f}; "
+            f"checkpoints in {trainer.run_dir}",
+            file=sys.stderr,
+        )
 
 
 def _log(trainer: Trainer, meter: Meter, started: float) -> None:
     progress = trainer.progress
-    record: dict[str, Any] = {"step": progress.step, "epoch": trainer.batches.epoch,
-                              **meter.summary(trainer.context.world_size),
-                              "lr": progress.history.get("lr", 0.0),
-                              "elapsed_s": round(progress.elapsed + time.monotonic() - started, 1)}
+    record: dict[str, Any] = {
+        "step": progress.step,
+        "epoch": trainer.batches.epoch,
+        **meter.summary(trainer.context.world_size),
+        "lr": progress.history.get("lr", 0.0),
+        "elapsed_s": round(progress.elapsed + time.monotonic() - started, 1),
+    }
     trainer.log.write(record)
     meter.reset()
 
@@ -122,8 +135,9 @@ def _bar(trainer: Trainer) -> tqdm[Any]:
     config = trainer.config.train
     total = config.max_steps if config.max_steps > 0 else None
     disable = not (config.progress and trainer.context.is_main and sys.stderr.isatty())
-    return tqdm(total=total, initial=trainer.progress.step, unit="step", disable=disable,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=trainer.progress.step, unit="step", disable=disable, dynamic_ncols=True
+    )
 
 
 def _show(bar: tqdm[Any], meter: Meter, trainer: Trainer, started: float) -> None:

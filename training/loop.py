@@ -45,16 +45,23 @@ class Progress:
 class Trainer:
     """Owns the model, optimizer, schedule and batches of one run."""
 
-    def __init__(self, config: TrainConfig, tokenizers: TokenizerPair, batches: Any,
-                 validator: Validator, context: distributed.Context) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        tokenizers: TokenizerPair,
+        batches: Any,
+        validator: Validator,
+        context: distributed.Context,
+    ) -> None:
         self.config, self.tokenizers, self.context = config, tokenizers, context
         self.batches, self.validator = batches, validator
         self.run_dir = Path(config.run_dir)
         self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
         self.wrapped = self._wrap(self.model)
         self.optimizer = build_optimizer(config, self.model)
-        self.schedule = Schedule(config.optim, max_steps=decay_steps(config, batches),
-                                 timed=config.train.max_minutes > 0)
+        self.schedule = Schedule(
+            config.optim, max_steps=decay_steps(config, batches), timed=config.train.max_minutes > 0
+        )
         self.scaler = self._scaler()
         self.progress = Progress()
         self.budget_used = 0.0  # share of train.max_minutes gone, agreed by all ranks
@@ -79,8 +86,9 @@ class Trainer:
         self.wrapped.train()
         rate = self.schedule.apply(self.optimizer, self.progress.step + 1, self.budget_used)
         with self.autocast():
-            loss = token_loss(self.wrapped, batch,
-                              label_smoothing=self.config.optim.label_smoothing)
+            loss = token_loss(
+                self.wrapped, batch, label_smoothing=self.config.optim.label_smoothing
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self._clip()
@@ -130,16 +138,25 @@ class Trainer:
         patience = self.config.train.early_stopping
         return patience > 0 and self.progress.bad_evals >= patience
 
-    def save(self, path: Path, *, export: bool = False,
-             extra: dict[str, Any] | None = None) -> None:
+    def save(
+        self, path: Path, *, export: bool = False, extra: dict[str, Any] | None = None
+    ) -> None:
         """Atomically write a checkpoint; `export` leaves out the resume state."""
-        metadata = {"step": self.progress.step, "epoch": self.batches.epoch,
-                    "best_val_bleu": self.progress.best_bleu, "train_config": self.config.to_dict(),
-                    **(extra or {})}
+        metadata = {
+            "step": self.progress.step,
+            "epoch": self.batches.epoch,
+            "best_val_bleu": self.progress.best_bleu,
+            "train_config": self.config.to_dict(),
+            **(extra or {}),
+        }
         checkpoint = Checkpoint.from_model(
-            self.model, self.tokenizers, src_lang=self.config.data.src_lang,
-            tgt_lang=self.config.data.tgt_lang, metadata=metadata,
-            training_state={} if export else self.training_state())
+            self.model,
+            self.tokenizers,
+            src_lang=self.config.data.src_lang,
+            tgt_lang=self.config.data.tgt_lang,
+            metadata=metadata,
+            training_state={} if export else self.training_state(),
+        )
         save_checkpoint(checkpoint, path)
 
     def training_state(self) -> dict[str, Any]:
@@ -151,9 +168,13 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": capture_rng(),
             "batches": self.batches.state_dict(),
-            "progress": {"step": progress.step, "best_bleu": progress.best_bleu,
-                         "bad_evals": progress.bad_evals, "elapsed": progress.elapsed,
-                         "tokens": progress.tokens},
+            "progress": {
+                "step": progress.step,
+                "best_bleu": progress.best_bleu,
+                "bad_evals": progress.bad_evals,
+                "elapsed": progress.elapsed,
+                "tokens": progress.tokens,
+            },
             "world_size": self.context.world_size,
         }
 
@@ -164,8 +185,10 @@ class Trainer:
         if not state:
             raise ValueError(f"{path}: has no training state to resume from (an exported model?)")
         if state["world_size"] != self.context.world_size:
-            raise ValueError(f"{path}: written by {state['world_size']} processes, "
-                             f"resuming with {self.context.world_size}; use the same count")
+            raise ValueError(
+                f"{path}: written by {state['world_size']} processes, "
+                f"resuming with {self.context.world_size}; use the same count"
+            )
         self.model.load_state_dict(checkpoint.model_state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -177,8 +200,9 @@ class Trainer:
 
 def model_config(config: TrainConfig, tokenizers: TokenizerPair) -> ModelConfig:
     """The network's config: the preset's sizes and the tokenizers' vocabularies."""
-    return ModelConfig.from_sizes(tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
-                                  config.model)
+    return ModelConfig.from_sizes(
+        tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, config.model
+    )
 
 
 def decay_steps(config: TrainConfig, batches: Any) -> int:
@@ -202,8 +226,8 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
         raise ValueError(f"optim.betas must have two values, got {optim.betas}")
     betas = (optim.betas[0], optim.betas[1])
     optimizer: torch.optim.Optimizer = kinds[optim.optimizer](
-        model.parameters(), lr=optim.lr, betas=betas, weight_decay=optim.weight_decay,
-        fused=True)  # one kernel over all parameters, on CPU as on CUDA
+        model.parameters(), lr=optim.lr, betas=betas, weight_decay=optim.weight_decay, fused=True
+    )  # one kernel over all parameters, on CPU as on CUDA
     return optimizer
 
 
@@ -212,8 +236,10 @@ def check_training_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     if precision == "bf16" and device.type == "cpu" and not cpu_bf16_autocast_works():
-        raise ValueError("train.precision bf16 needs a CPU with bfloat16 instructions "
-                         "(AVX512-BF16 or AMX) and this one has none; use fp32")
+        raise ValueError(
+            "train.precision bf16 needs a CPU with bfloat16 instructions "
+            "(AVX512-BF16 or AMX) and this one has none; use fp32"
+        )
 
 
 def batch_stream(batches: Any, max_epochs: int) -> Iterator[Batch]:

@@ -20,5 +20,6 @@ def token_loss(
     """Cross-entropy of `model` (a `Seq2Seq`, or DDP around one) on `batch`'s target tokens."""
     real = batch.tgt_out != PAD_ID  # [B, T]
     logits = model(batch.src, batch.src_len, batch.tgt_in, real)  # [N, V]
-    return F.cross_entropy(logits.float(), batch.tgt_out[real], reduction=reduction,
-                           label_smoothing=label_smoothing)
+    return F.cross_entropy(
+        logits.float(), batch.tgt_out[real], reduction=reduction, label_smoothing=label_smoothing
+    )

@@ -25,11 +25,14 @@ class Schedule:
     def __init__(self, config: OptimConfig, *, max_steps: int, timed: bool = False) -> None:
         """`max_steps` (0: none) and `timed` (a wall-clock limit is set) end the decay."""
         if config.schedule not in SCHEDULES:
-            raise ValueError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, "
-                             f"got {config.schedule!r}")
+            raise ValueError(
+                f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {config.schedule!r}"
+            )
         if config.schedule in ("linear", "cosine") and max_steps <= 0 and not timed:
-            raise ValueError(f"optim.schedule {config.schedule!r} needs train.max_steps, "
-                             "train.max_minutes or (without streaming) train.max_epochs")
+            raise ValueError(
+                f"optim.schedule {config.schedule!r} needs train.max_steps, "
+                "train.max_minutes or (without streaming) train.max_epochs"
+            )
         self.config, self.max_steps = config, max_steps
         self.factor = 1.0
         self.best = -math.inf

@@ -42,10 +42,15 @@ class Outcome:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `seq2seq train`."""
     parser.add_argument("config", help="YAML preset, e.g. training/configs/multi30k_de_en.yaml")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue exactly from RUN_DIR/last.pt")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key=value",
-                        help="config overrides, e.g. --model.hidden_size=256 --train.max_steps=100")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue exactly from RUN_DIR/last.pt"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs=argparse.REMAINDER,
+        metavar="--key=value",
+        help="config overrides, e.g. --model.hidden_size=256 --train.max_steps=100",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,9 +137,13 @@ def prepare_tokenizers(config: TrainConfig) -> TokenizerPair:
         raise ValueError(f"the {config.data.train_split!r} split has no sentence pairs")
     settings = config.tokenizer
     try:
-        tokenizers = TokenizerPair.train(pairs, vocab_size=settings.vocab_size,
-                                         joint=settings.joint, model_type=settings.model_type,
-                                         seed=config.seed)
+        tokenizers = TokenizerPair.train(
+            pairs,
+            vocab_size=settings.vocab_size,
+            joint=settings.joint,
+            model_type=settings.model_type,
+            seed=config.seed,
+        )
     except RuntimeError as error:  # SentencePiece reports bad settings as RuntimeError
         raise ValueError(f"SentencePiece training failed: {str(error).splitlines()[0]}") from error
     tokenizers.src.save(str(src_path))
@@ -160,23 +169,36 @@ def cache_dir(config: TrainConfig) -> Path:
     return Path(config.data.cache_dir or Path(config.run_dir) / "cache")
 
 
-def prepare_train_data(config: TrainConfig, tokenizers: TokenizerPair,
-                       context: distributed.Context) -> Any:
+def prepare_train_data(
+    config: TrainConfig, tokenizers: TokenizerPair, context: distributed.Context
+) -> Any:
     """Batches of the training split for this rank: in memory (cached) or streamed."""
     loop, data = config.train, config.data
     if data.streaming:
         if context.distributed and loop.max_steps <= 0 and loop.max_minutes <= 0:
-            raise ValueError("streaming under torchrun needs train.max_steps or max_minutes "
-                             "(ranks may see different numbers of batches per epoch)")
+            raise ValueError(
+                "streaming under torchrun needs train.max_steps or max_minutes "
+                "(ranks may see different numbers of batches per epoch)"
+            )
         stream = encode_stream(data, data.train_split, tokenizers)
-        return StreamBatches(stream, batch_tokens=loop.batch_tokens,
-                             max_sentences=loop.max_sentences, seed=config.seed,
-                             rank=context.rank, world_size=context.world_size)
+        return StreamBatches(
+            stream,
+            batch_tokens=loop.batch_tokens,
+            max_sentences=loop.max_sentences,
+            seed=config.seed,
+            rank=context.rank,
+            world_size=context.world_size,
+        )
     dataset = encode_split(data, data.train_split, tokenizers, cache_dir(config), filter_=True)
     lengths = list(zip(map(len, dataset["src_ids"]), map(len, dataset["tgt_ids"]), strict=True))
-    sampler = TokenBatchSampler(lengths, batch_tokens=loop.batch_tokens,
-                                max_sentences=loop.max_sentences, seed=config.seed,
-                                rank=context.rank, world_size=context.world_size)
+    sampler = TokenBatchSampler(
+        lengths,
+        batch_tokens=loop.batch_tokens,
+        max_sentences=loop.max_sentences,
+        seed=config.seed,
+        rank=context.rank,
+        world_size=context.world_size,
+    )
     return DatasetBatches(dataset, sampler)
 
 
@@ -184,8 +206,13 @@ def prepare_validator(config: TrainConfig, tokenizers: TokenizerPair) -> Validat
     """The validation split, encoded and cleaned but not length-filtered."""
     data = config.data
     dataset = encode_split(data, data.valid_split, tokenizers, cache_dir(config), filter_=False)
-    return Validator(dataset, tokenizers, sentences=config.train.eval_sentences,
-                     beam_size=config.train.eval_beam_size, batch_tokens=config.train.batch_tokens)
+    return Validator(
+        dataset,
+        tokenizers,
+        sentences=config.train.eval_sentences,
+        beam_size=config.train.eval_beam_size,
+        batch_tokens=config.train.batch_tokens,
+    )
 
 
 @contextmanager

@@ -20,11 +20,17 @@ from training.metrics import corpus_scores
 class Validator:
     """Holds the validation split: encoded batches for the loss, texts for BLEU."""
 
-    def __init__(self, dataset: Any, tokenizers: TokenizerPair, *, sentences: int = 0,
-                 beam_size: int = 1, batch_tokens: int = 4000) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        tokenizers: TokenizerPair,
+        *,
+        sentences: int = 0,
+        beam_size: int = 1,
+        batch_tokens: int = 4000,
+    ) -> None:
         self.tokenizers, self.beam_size = tokenizers, beam_size
-        lengths = list(zip(map(len, dataset["src_ids"]), map(len, dataset["tgt_ids"]),
-                           strict=True))
+        lengths = list(zip(map(len, dataset["src_ids"]), map(len, dataset["tgt_ids"]), strict=True))
         sampler = TokenBatchSampler(lengths, batch_tokens=batch_tokens, shuffle=False)
         self.batches = [collate(dataset[i]["src_ids"], dataset[i]["tgt_ids"]) for i in sampler]
         count = len(dataset) if sentences <= 0 else min(sentences, len(dataset))
@@ -54,7 +60,11 @@ class Validator:
         finally:
             model.train()
         scores = corpus_scores(hypotheses, self.references)
-        return {"val_loss": round(loss, 4), "val_ppl": round(min(2.0**64, 2.718281828**loss), 2),
-                "val_bleu": scores["bleu"], "val_chrf": scores["chrf"],
-                "val_sentences": scores["sentences"], "eval_seconds": round(
-                    time.monotonic() - started, 1)}
+        return {
+            "val_loss": round(loss, 4),
+            "val_ppl": round(min(2.0**64, 2.718281828**loss), 2),
+            "val_bleu": scores["bleu"],
+            "val_chrf": scores["chrf"],
+            "val_sentences": scores["sentences"],
+            "eval_seconds": round(time.monotonic() - started, 1),
+        }
