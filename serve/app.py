@@ -29,6 +29,7 @@ from seq2seq import Translator
 from seq2seq.cli import UsageError
 from serve.engine import InferencePool
 from serve.errors import BodyLimitMiddleware, install_handlers
+from serve.libretranslate import BodyFormatMiddleware
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.routes import STATIC, router
 from serve.settings import Settings, get_settings
@@ -111,6 +112,7 @@ def create_app(
     install_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.add_middleware(BodyFormatMiddleware)  # innermost: sees bodies the limit has passed
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

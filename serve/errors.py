@@ -85,7 +85,7 @@ class BodyLimitMiddleware:
         if body is None:
             await self._reject(scope, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     def _declared(self, scope: Scope) -> int:
         for name, value in scope.get("headers", []):
@@ -116,22 +116,35 @@ class BodyLimitMiddleware:
     async def _reject(self, scope: Scope, send: Send) -> None:
         message = f"request body larger than {self.max_bytes} bytes"
         response = JSONResponse(error_body(message, message), status_code=413)
-        await response(scope, _no_receive, send)
+        await response(scope, no_receive, send)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (already bounded by `BodyLimitMiddleware`)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
     """A receive channel that yields `body` once, then the client's own (for disconnects)."""
     sent = False
 
-    async def replay() -> Message:
+    async def receive_body() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return receive_body
 
 
-async def _no_receive() -> Message:
+async def no_receive() -> Message:
+    """The receive channel of a response sent without reading the request."""
     return {"type": "http.disconnect"}

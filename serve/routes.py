@@ -1,4 +1,4 @@
-"""HTTP routes: /translate, /health, /ready, /model, /metrics and the web page at /."""
+"""HTTP routes: /translate, /languages, /health, /ready, /model, /metrics and the page at /."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
 from seq2seq import Translator
+from serve import libretranslate
 from serve.batching import QueueFullError
 from serve.engine import InferencePool, InferenceProcessError
 from serve.errors import error_body, validation_error
@@ -36,6 +37,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "API key missing",
         403: "API key wrong",
         413: "Body too large",
+        415: "Body neither JSON nor a urlencoded form",
         422: "Invalid input, with the reason",
         503: "Queue full (see Retry-After) or model not loaded",
         504: "Timed out",
@@ -74,14 +76,26 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if given is None and scheme.lower() == "bearer" and token:
         given = token.strip()
+    if given is None:
+        given = await _body_api_key(request)
     if not given:
         raise HTTPException(
             401,
-            "API key required: send X-API-Key or Authorization: Bearer",
+            "API key required: send X-API-Key, Authorization: Bearer or api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if not secrets.compare_digest(given.encode(), settings.api_key.get_secret_value().encode()):
         raise HTTPException(403, "API key not valid")
+
+
+async def _body_api_key(request: Request) -> str | None:
+    """LibreTranslate clients send the key as `api_key` in the body (JSON or form)."""
+    try:
+        payload = await request.json()  # already read and cached for the route's body
+    except ValueError:
+        return None
+    key = payload.get("api_key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
 
 
 @router.post(
@@ -228,6 +242,16 @@ async def ready(request: Request) -> Any:
 async def model(request: Request) -> ModelInfo:
     """Languages, sizes, parameter count, device (where it decodes) and checkpoint metadata."""
     return ModelInfo(id=request.app.state.model_id, **request.app.state.model_info)
+
+
+@router.get(
+    "/languages",
+    response_model=list[libretranslate.Language],
+    dependencies=[Depends(loaded_translator)],
+)
+async def languages(translator: TranslatorDep) -> list[libretranslate.Language]:
+    """LibreTranslate's language list: the model's source language with its target."""
+    return libretranslate.languages(translator.src_lang, translator.tgt_lang)
 
 
 @router.get("/metrics", response_class=Response)

@@ -290,5 +290,5 @@ def test_cli_bad_model_is_one_line_exit_2(
 
 def test_error_bodies_are_json(client: TestClient) -> None:
     response = client.post("/translate", content=b"{}", headers={"content-type": "text/plain"})
-    assert response.status_code == 422
+    assert response.status_code == 415
     assert json.loads(response.text)["error"]

@@ -1,0 +1,99 @@
+"""LibreTranslate clients: form-encoded bodies, `api_key` in the body, and `GET /languages`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+
+from seq2seq import Translator
+from serve.app import create_app
+from serve.settings import Settings
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_checkpoint_path: Path) -> Translator:
+    return Translator.load(tiny_checkpoint_path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(tiny_checkpoint_path: Path) -> Iterator[TestClient]:
+    settings = Settings(model=str(tiny_checkpoint_path), device="cpu", max_wait_ms=2, max_texts=4)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_form_body_translates_like_json(client: TestClient, translator: Translator) -> None:
+    fields = {"q": "eins zwei", "source": "de", "target": "en", "format": "text"}
+    body = client.post("/translate", data=fields).json()  # how libretranslatepy sends it
+    assert body["translatedText"] == translator.translate(["eins zwei"], beam_size=1)[0]
+    assert body == {**client.post("/translate", json=fields).json(), "time_ms": body["time_ms"]}
+
+
+def test_repeated_q_is_a_list_in_order(client: TestClient, translator: Translator) -> None:
+    form = urlencode([("q", "drei"), ("q", "eins zwei"), ("beam_size", "2")])
+    body = client.post("/translate", content=form, headers=FORM).json()
+    assert body["translatedText"] == translator.translate(["drei", "eins zwei"], beam_size=2)
+    assert body["beam_size"] == 2
+
+
+def test_unescaped_utf8_form_as_curl_sends_it(client: TestClient, translator: Translator) -> None:
+    response = client.post("/translate", content="q=Ein Hund läuft.".encode(), headers=FORM)
+    assert response.status_code == 200, response.text
+    assert (
+        response.json()["translatedText"]
+        == translator.translate(["Ein Hund läuft."], beam_size=1)[0]
+    )
+
+
+def test_bad_forms_are_422_with_a_reason(client: TestClient) -> None:
+    cases = [
+        (b"q=%FF%FE", "form body not readable: not UTF-8"),
+        (b"q=\xff", "form body not readable: not UTF-8"),
+        (b"source=de", "give exactly one of 'text', 'texts' or 'q'"),
+        (b"q=eins&beam_size=many", "beam_size"),
+        (b"q=eins&beam_size=99", "beam_size"),
+        (b"q=eins&target=fr", "model translates de->en"),
+    ]
+    for content, reason in cases:
+        response = client.post("/translate", content=content, headers=FORM)
+        assert response.status_code in (400, 422), (content, response.text)
+        assert reason in response.json()["error"], (content, response.json())
+
+
+def test_json_with_curls_default_type_and_other_types(client: TestClient) -> None:
+    sent_by_curl_d = client.post("/translate", content=b'{"text": "eins"}', headers=FORM)
+    assert (
+        sent_by_curl_d.json()["translation"]
+        == client.post("/translate", json={"text": "eins"}).json()["translation"]
+    )
+    for media_type in ("text/plain", "multipart/form-data; boundary=x"):
+        response = client.post(
+            "/translate", content=b"q=eins", headers={"content-type": media_type}
+        )
+        assert response.status_code == 415
+        assert f"unsupported content type {media_type.split(';')[0]}" in response.json()["error"]
+
+
+def test_api_key_in_the_body(tiny_checkpoint_path: Path) -> None:
+    settings = Settings(model=str(tiny_checkpoint_path), device="cpu", api_key="sesame")
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/translate", data={"q": "eins", "api_key": "sesame"}).is_success
+        assert client.post("/translate", json={"q": "eins", "api_key": "sesame"}).is_success
+        wrong = client.post("/translate", data={"q": "eins", "api_key": "open"})
+        assert wrong.status_code == 403
+        missing = client.post("/translate", data={"q": "eins"})
+        assert missing.status_code == 401 and "api_key" in missing.json()["error"]
+
+
+def test_languages(client: TestClient) -> None:
+    assert client.get("/languages").json() == [
+        {"code": "de", "name": "German", "targets": ["en"]},
+        {"code": "en", "name": "English", "targets": []},
+    ]
+    assert "/languages" in client.get("/openapi.json").json()["paths"]
