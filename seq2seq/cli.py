@@ -1,4 +1,4 @@
-"""The `seq2seq` command: a thin dispatcher to `train`, `evaluate`, `translate` and `serve`.
+"""The `seq2seq` command: a thin dispatcher to `train`, `evaluate`, `average`, `translate`, `serve`.
 
 Each subcommand lives in a module with `add_arguments(parser)` and `run(args) -> int`; it is
 imported only when called, so `seq2seq translate` never pays for the server's imports.
@@ -16,6 +16,7 @@ from types import ModuleType
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train a model from a YAML config"),
     "evaluate": ("training.evaluate", "score a model (BLEU, chrF) on a test set"),
+    "average": ("training.average", "average the weights of checkpoints of one run"),
     "translate": ("seq2seq.translate_cli", "translate lines from stdin or a file"),
     "serve": ("serve.app", "run the HTTP translation server"),
 }

@@ -126,6 +126,8 @@ class LoopConfig:
     """Stop after this many evaluations without a better BLEU (0: never)."""
     save_every: int = 0
     """Also write last.pt every this many steps (0: only at evaluations and at the end)."""
+    keep_checkpoints: int = 0
+    """Keep the last this many validated models as step-<step>.pt, for `seq2seq average`."""
     log_every: int = 50
     """Write a metrics.jsonl line every this many steps."""
     precision: str = "fp32"

@@ -122,6 +122,7 @@ class Trainer:
             self.log.write(record)
             self.log.plot()
             self.save(self.run_dir / "last.pt")
+            self._keep_step_checkpoint()
         stop = distributed.broadcast_flag(self.context, self._patience_over())
         self.progress.history["early_stop"] = float(stop)
         return record
@@ -133,6 +134,16 @@ class Trainer:
             self.save(self.run_dir / "best.pt", export=True, extra={"val": record})
         else:
             self.progress.bad_evals += 1
+
+    def _keep_step_checkpoint(self) -> None:
+        """Export this step's model as step-<step>.pt and delete all but the newest `keep`."""
+        keep = self.config.train.keep_checkpoints
+        if keep <= 0:
+            return
+        self.save(self.run_dir / f"step-{self.progress.step}.pt", export=True)
+        kept = sorted(self.run_dir.glob("step-*.pt"), key=_step_of)
+        for old in kept[:-keep]:
+            old.unlink(missing_ok=True)
 
     def _patience_over(self) -> bool:
         patience = self.config.train.early_stopping
@@ -196,6 +207,12 @@ class Trainer:
         self.batches.load_state_dict(state["batches"])
         self.progress = Progress(**state["progress"])
         restore_rng(state["rng"])
+
+
+def _step_of(path: Path) -> int:
+    """The step in a `step-<step>.pt` name (-1 for a name that has none)."""
+    digits = path.stem.removeprefix("step-")
+    return int(digits) if digits.isdigit() else -1
 
 
 def model_config(config: TrainConfig, tokenizers: TokenizerPair) -> ModelConfig:
