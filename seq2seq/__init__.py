@@ -5,6 +5,7 @@ text into text with `Translator.load(path).translate(texts)`.
 """
 
 from seq2seq.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from seq2seq.codec import TextCodec
 from seq2seq.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ModelConfig, ModelSizes
 from seq2seq.model import Seq2Seq
 from seq2seq.search import Hypothesis, beam_search, greedy_search
@@ -23,6 +24,7 @@ __all__ = [
     "ModelSizes",
     "SearchOptions",
     "Seq2Seq",
+    "TextCodec",
     "Tokenizer",
     "TokenizerError",
     "TokenizerPair",

@@ -82,11 +82,18 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Non
         raise
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read and validate a checkpoint; any problem is a one-line `CheckpointError`."""
-    payload = _read(Path(path))
+def load_checkpoint(path: str | os.PathLike[str], *, weights: bool = True) -> Checkpoint:
+    """Read and validate a checkpoint; any problem is a one-line `CheckpointError`.
+
+    `weights=False` reads everything but the tensors, which are memory-mapped and never
+    touched: `model_state` and `training_state` come back empty.
+    """
+    payload = _read(Path(path), mmap=not weights)
     try:
         checkpoint = _parse(payload)
+        if not weights:
+            checkpoint.model_state, checkpoint.training_state = {}, {}
+            return checkpoint
         checkpoint.build_model()  # proves weights and config agree before anyone relies on them
     except (KeyError, TypeError, ValueError, RuntimeError, TokenizerError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -94,11 +101,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     return checkpoint
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for damaged files
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or corrupt: {type(error).__name__})"

@@ -1,12 +1,10 @@
 """`Translator`: text in, text out. The CLI, the evaluator and the server all translate through it.
 
-Over-long input policy (the same everywhere): a text longer than `max_input_tokens` source
-subwords is truncated to that many, and a warning is logged.
+It is a `TextCodec` (tokenizers, languages, the over-long input policy) with a model.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,13 +13,12 @@ from typing import Any
 import torch
 
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
+from seq2seq.codec import TextCodec
 from seq2seq.continuous import GreedyStream
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths, pad_sources
 from seq2seq.tokenizer import TokenizerPair
-
-logger = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -51,7 +48,7 @@ class SearchOptions:
             raise ValueError(f"max_length must be at least 1, got {self.max_length}")
 
 
-class Translator:
+class Translator(TextCodec):
     """A loaded model with its tokenizers, translating batches of sentences."""
 
     def __init__(
@@ -66,14 +63,17 @@ class Translator:
         max_input_tokens: int = 256,
         precision: Precision = "fp32",
     ) -> None:
+        super().__init__(
+            tokenizers,
+            src_lang=src_lang,
+            tgt_lang=tgt_lang,
+            metadata=metadata,
+            max_input_tokens=max_input_tokens,
+        )
         self.device = resolve_device(device)
         check_precision(precision, self.device)
         self.precision = precision
         self.model = convert(model.to(self.device).eval(), precision, self.device)
-        self.tokenizers = tokenizers
-        self.src_lang, self.tgt_lang = src_lang, tgt_lang
-        self.metadata = dict(metadata or {})
-        self.max_input_tokens = max_input_tokens
 
     @classmethod
     def load(
@@ -197,24 +197,6 @@ class Translator:
             max_length_b=search.max_length_b,
             max_length=search.max_length,
         )
-
-    def decode(self, outputs: Sequence[list[int]]) -> list[str]:
-        """Target ids (from a search) -> detokenized text."""
-        return self.tokenizers.tgt.decode(list(outputs))
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Source ids per text, truncated to `max_input_tokens` (with a warning)."""
-        sources = self.tokenizers.src.encode([text.strip() for text in texts])
-        for number, ids in enumerate(sources):
-            if len(ids) > self.max_input_tokens:
-                logger.warning(
-                    "input %d has %d subwords; truncated to %d",
-                    number,
-                    len(ids),
-                    self.max_input_tokens,
-                )
-                sources[number] = ids[: self.max_input_tokens]
-        return sources
 
     def _search(
         self, batch: list[list[int]], search: SearchOptions, n_best: int

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from seq2seq import Translator
+from seq2seq import TextCodec, Translator
 from seq2seq.cli import UsageError
 from serve.engine import InferencePool
 from serve.errors import BodyLimitMiddleware, install_handlers
@@ -39,11 +39,11 @@ logger = logging.getLogger("serve")
 DEFAULT_PRESET = "multi30k_de_en.yaml"
 
 
-def server_translator(settings: Settings) -> Translator:
-    """The server process's model: as configured, or on the CPU in fp32 when a child process
-    decodes (the server then needs only its tokenizers and facts)."""
+def server_translator(settings: Settings) -> TextCodec:
+    """The server process's model as configured; only its text side (tokenizers, languages,
+    metadata, no weights) when child processes decode."""
     if settings.inference == "process":
-        return Translator.load(settings.model, device="cpu")
+        return TextCodec.load(settings.model)
     return load_translator(settings)
 
 
@@ -55,9 +55,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.threads)
     if app.state.translator is None:
         app.state.translator = server_translator(settings)
-    translator: Translator = app.state.translator
-    app.state.model_id = translator.metadata.get("name") or Path(settings.model).name
-    batcher = await _start_batcher(app, settings, translator)
+    codec: TextCodec = app.state.translator
+    app.state.model_id = codec.metadata.get("name") or Path(settings.model).name
+    batcher = await _start_batcher(app, settings, codec)
     app.state.metrics.track_queue(lambda: batcher.depth)
     app.state.batcher = batcher
     where = (
@@ -79,9 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _start_batcher(
-    app: FastAPI, settings: Settings, translator: Translator
+    app: FastAPI, settings: Settings, codec: TextCodec
 ) -> AnyBatcher | InferencePool:
-    """The configured batcher, started, reporting to the app's metrics; sets `model_info`."""
+    """The configured batcher, started, reporting to the app's metrics; sets `model_info`.
+    `codec` is a whole `Translator` unless child processes decode."""
     observe = app.state.metrics.observe_batch
     batcher: AnyBatcher | InferencePool
     if settings.inference == "process":
@@ -89,16 +90,17 @@ async def _start_batcher(
         await asyncio.to_thread(batcher.launch)
         app.state.model_info = batcher.info
     else:
-        batcher = build_batcher(settings, translator, on_batch=observe)
-        app.state.model_info = translator.info()
+        if not isinstance(codec, Translator):
+            raise TypeError("inference 'thread' decodes in this process: it needs a Translator")
+        batcher = build_batcher(settings, codec, on_batch=observe)
+        app.state.model_info = codec.info()
     batcher.start()
     return batcher
 
 
-def create_app(
-    settings: Settings | None = None, *, translator: Translator | None = None
-) -> FastAPI:
-    """The app; `translator` skips loading `settings.model` (the CLI loads it first)."""
+def create_app(settings: Settings | None = None, *, translator: TextCodec | None = None) -> FastAPI:
+    """The app; `translator` (from `server_translator`) skips loading `settings.model`, which
+    the CLI does first."""
     settings = settings or get_settings()
     app = FastAPI(
         title="seq2seq translation server",

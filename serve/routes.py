@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
-from seq2seq import Translator
+from seq2seq import TextCodec
 from serve import libretranslate
 from serve.batching import QueueFullError
 from serve.engine import InferencePool, InferenceProcessError
@@ -56,16 +56,17 @@ async def app_settings(request: Request) -> Settings:
     return settings
 
 
-async def loaded_translator(request: Request) -> Translator:
-    """The model, or 503 while none is loaded."""
-    translator: Translator | None = getattr(request.app.state, "translator", None)
+async def loaded_translator(request: Request) -> TextCodec:
+    """The model's text side (the whole `Translator` unless child processes decode), or 503
+    while none is loaded."""
+    translator: TextCodec | None = getattr(request.app.state, "translator", None)
     if translator is None:
         raise HTTPException(HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
     return translator
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-TranslatorDep = Annotated[Translator, Depends(loaded_translator)]
+TranslatorDep = Annotated[TextCodec, Depends(loaded_translator)]
 
 
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
@@ -160,7 +161,7 @@ def _check_texts(texts: list[str], settings: Settings, *, field: str, indexed: b
             raise validation_error(where, f"text {problem}", "invalid_text")
 
 
-def _check_languages(body: TranslateRequest, translator: Translator) -> None:
+def _check_languages(body: TranslateRequest, translator: TextCodec) -> None:
     """400 when the request names languages this model does not translate."""
     wrong_source = body.source not in (None, "auto", translator.src_lang)
     wrong_target = body.target not in (None, translator.tgt_lang)

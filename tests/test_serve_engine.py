@@ -79,6 +79,8 @@ def test_child_translates_like_the_translator(
             assert post(client, texts=SENTENCES, beam_size=beam_size)["translations"] == expected
         assert client.get("/model").json()["device"] == "cpu"
         assert batches(client) >= 2  # the child's batch stats reach the server's metrics
+        server_side = client.app.state.translator  # type: ignore[attr-defined]
+        assert not isinstance(server_side, Translator)  # tokenizers only: no weights here
         pid = child(client).pid
         assert pid is not None and _running(pid)
     assert not _running(pid)  # shutting the server down stops the child

@@ -60,7 +60,7 @@ def test_over_long_input_is_truncated_with_a_warning(
 ) -> None:
     translator.max_input_tokens = 8
     try:
-        with caplog.at_level(logging.WARNING, logger="seq2seq.translator"):
+        with caplog.at_level(logging.WARNING, logger="seq2seq.codec"):
             ids = translator.encode(["eins " * 50])
     finally:
         translator.max_input_tokens = 256
