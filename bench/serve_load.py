@@ -212,7 +212,7 @@ def main() -> None:
     )
     compared = [
         single_phase(args, texts, other, max_batch_size=args.max_batch_size, variant=other)
-        for other in VARIANTS
+        for other in args.compare
         if other != args.variant
     ]
     body = report(phases, [unbatched, *compared], memory, args, source)
@@ -222,7 +222,7 @@ def main() -> None:
     body += load_note(load_before, Path("/proc/loadavg").read_text().split()[0])
     print(body)
     if args.write:
-        write_section("Serving load", body)
+        write_section(args.section, body)
 
 
 def parse_args() -> argparse.Namespace:
@@ -251,12 +251,21 @@ def parse_args() -> argparse.Namespace:
         "process or in child processes",
     )
     parser.add_argument(
+        "--compare",
+        nargs="*",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        metavar="VARIANT",
+        help="other variants measured at concurrency 32 (default: all; none with no names)",
+    )
+    parser.add_argument(
         "--client",
         choices=["auto", "wrk", "httpx"],
         default="auto",
         help="load generator; auto: wrk when installed (apt-get install wrk), else httpx",
     )
     parser.add_argument("--wait-minutes", type=float, default=30, help="quiet-window wait cap")
+    parser.add_argument("--section", default="Serving load", help="BENCHMARKS.md section")
     parser.add_argument(
         "--no-write",
         dest="write",

@@ -42,7 +42,7 @@ def report(
     ]
     targets = "\n".join(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks)
     threads = args.threads or "default"
-    return (
+    text = (
         f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
         f"request over loopback ({CLIENTS[args.client]}), server on CPU with {threads} torch "
         f"thread(s) per decoding process unless the variant's name says otherwise, max wait "
@@ -50,9 +50,13 @@ def report(
         f"{args.max_seconds:.0f} s{WRK_NOTE if args.client == 'wrk' else ''}."
         f"\n\n{header}\n{rows}\n\nTargets (concurrency 32: >= 8x "
         f"the unbatched server, p99 < 500 ms, no errors; RSS growth < 10%):\n\n{targets}\n"
-        f"\nThe other variants at concurrency {at32.concurrency}, in throughput against "
-        f"{args.variant}'s: {compared}.\n"
     )
+    if compared:
+        text += (
+            f"\nThe other variants at concurrency {at32.concurrency}, in throughput against "
+            f"{args.variant}'s: {compared}.\n"
+        )
+    return text
 
 
 def model_note(one: float, many: float, server_ratio: float, variant: str) -> str:
