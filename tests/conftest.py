@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +152,32 @@ def slow_down(translator: Translator, seconds: float) -> None:
         return step(*args)
 
     translator.model.decode_step = slow_step  # type: ignore[method-assign,assignment]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def server_url(tiny_checkpoint_path: Path) -> Iterator[str]:
+    """The app on the tiny model, served by uvicorn on a free loopback port in a thread."""
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.settings import Settings
+
+    port = free_port()
+    settings = Settings(model=str(tiny_checkpoint_path), device="cpu", port=port)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

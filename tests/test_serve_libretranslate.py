@@ -97,3 +97,13 @@ def test_languages(client: TestClient) -> None:
         {"code": "en", "name": "English", "targets": []},
     ]
     assert "/languages" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_libretranslate_python_client(server_url: str, translator: Translator) -> None:
+    """libretranslatepy, LibreTranslate's own client, unchanged, against a live server."""
+    from libretranslatepy import LibreTranslateAPI
+
+    client = LibreTranslateAPI(server_url + "/")
+    expected = translator.translate(["eins zwei drei"], beam_size=1)[0]
+    assert client.translate("eins zwei drei", source="de", target="en") == expected
+    assert [language["code"] for language in client.languages()] == ["de", "en"]
