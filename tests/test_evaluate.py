@@ -83,12 +83,13 @@ def test_dataset_splits_use_the_models_languages(
     assert (tmp_path / "test.hyp").exists()
 
 
-@pytest.mark.parametrize("length_penalty", [0.0, 2.0])
-def test_length_penalty_reaches_the_beam_search(
+@pytest.mark.parametrize(("length_penalty", "precision"), [(0.0, "fp32"), (2.0, "int8")])
+def test_search_options_and_precision_reach_the_translator(
     tmp_path: Path,
     tiny_checkpoint_path: Path,
     capsys: pytest.CaptureFixture[str],
     length_penalty: float,
+    precision: str,
 ) -> None:
     sources = [s for s, _ in number_pairs(30, seed=24, max_words=8)]
     src = write_lines(tmp_path / "test.de", sources)
@@ -105,13 +106,16 @@ def test_length_penalty_reaches_the_beam_search(
         "4",
         "--length-penalty",
         str(length_penalty),
+        "--precision",
+        precision,
         "--json",
         "--hyp-out",
         str(hyp),
     ]
     assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["length_penalty"] == length_penalty
-    translator = Translator.load(tiny_checkpoint_path, device="cpu")
+    result = json.loads(capsys.readouterr().out)
+    assert (result["length_penalty"], result["precision"]) == (length_penalty, precision)
+    translator = Translator.load(tiny_checkpoint_path, device="cpu", precision=precision)
     expected = translator.translate(sources, beam_size=4, length_penalty=length_penalty)
     assert hyp.read_text(encoding="utf-8").splitlines() == expected
 

@@ -22,6 +22,16 @@ def test_stdin_to_stdout(
     assert capsys.readouterr().out.splitlines() == expected
 
 
+def test_int8_precision(
+    tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
+    args = ["translate", "--model", str(tiny_checkpoint_path), "--precision", "int8"]
+    assert main(args) == 0
+    int8 = Translator.load(tiny_checkpoint_path, device="cpu", precision="int8")
+    assert capsys.readouterr().out.splitlines() == int8.translate(LINES, beam_size=5)
+
+
 def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
     (tmp_path / "src.txt").write_text("\n".join(LINES * 50) + "\n", encoding="utf-8")
     args = ["translate", "--model", str(tiny_checkpoint_path), "--batch-size", "4"]
@@ -37,6 +47,7 @@ def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
         (["--model", "missing.pt"], "missing.pt: no such checkpoint file"),
         (["--model", "{model}", "--beam-size", "0"], "--beam-size and --batch-size"),
         (["--model", "{model}", "--input", "absent.txt"], "No such file or directory"),
+        (["--model", "{model}", "--length-penalty", "-0.5"], "--length-penalty must be 0 or more"),
     ],
 )
 def test_errors_are_one_line_with_status_2(

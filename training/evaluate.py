@@ -18,6 +18,7 @@ from typing import Any
 
 from seq2seq import Translator
 from seq2seq.cli import UsageError
+from seq2seq.precision import PRECISIONS
 from training.config import DataConfig
 from training.data import parallel_files, read_lines
 from training.metrics import corpus_scores
@@ -52,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 as trained, bf16, or int8 (CPU only): score the model as it will be served",
+    )
     parser.add_argument("--hyp-out", help="write translations here ('{split}' is replaced)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
@@ -59,7 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score every requested set and print the results."""
     _check(args)
-    translator = Translator.load(args.model, device=args.device) if args.model else None
+    translator = (
+        Translator.load(args.model, device=args.device, precision=args.precision)
+        if args.model
+        else None
+    )
     results = [score(job, translator, args) for job in jobs(args, translator)]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -151,4 +162,5 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     result = {"set": job.name, **corpus_scores(hypotheses, job.references)}
     if translator is not None:
         result["beam_size"], result["length_penalty"] = args.beam_size, args.length_penalty
+        result["precision"] = args.precision
     return result
