@@ -5,9 +5,10 @@ present, else synthetic ones) at several concurrencies with wrk, or httpx when w
 installed (`bench.load`), then repeats concurrency 32 against the same server with batching
 off (max batch 1) for the speed-up from micro-batching and against the other server variants
 (`--variant`: static or continuous batching, on threads of the server process or in one or
-two child processes, or with twice the threads; the one chosen is measured throughout, the
-others at concurrency 32 only), checks resident memory (server and children) over a long run,
-and times the model alone at batch 1 and 32 for the most static batching could gain. Every
+two child processes, with twice the threads, or with int8 weights; the one chosen is measured
+throughout, the others (`--compare`) at concurrency 32 only), checks resident memory (server
+and children) over a long run, and times the model alone at batch 1 and 32 for the most
+static batching could gain. Every
 phase is bounded in requests and in seconds, so the script always stops by itself. While
 /tmp/seq2seq-quiet exists (another engineer's benchmark) it sends nothing: a phase waits for
 the window to close, and one that is running when a window opens stops and starts over.
@@ -50,6 +51,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "continuous, process": {"--batching": "continuous", "--inference": "process"},
     "static, 2 processes": {"--batching": "static", "--inference": "process", "--workers": "2"},
     "static, thread, 2 threads": {"--batching": "static", "--threads": "2"},
+    "static, thread, int8": {"--batching": "static", "--precision": "int8"},
 }
 """Server variants: their `seq2seq serve` options (each process has --threads threads unless
 the variant says otherwise)."""
