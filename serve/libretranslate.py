@@ -107,13 +107,18 @@ class BodyFormatMiddleware:
                 detail = [{"type": "form_invalid", "loc": ["body"], "msg": reason}]
                 await _answer(scope, send, 422, detail, reason)
                 return
-        headers = [
-            (name, value)
-            for name, value in scope["headers"]
-            if name not in (b"content-type", b"content-length")
-        ]
-        headers += [(b"content-type", JSON.encode()), (b"content-length", b"%d" % len(body))]
-        await self.app({**scope, "headers": headers}, replay(body, receive), send)
+        await self.app(_as_json(scope, len(body)), replay(body, receive), send)
+
+
+def _as_json(scope: Scope, length: int) -> Scope:
+    """`scope` with the headers of a JSON body of `length` bytes."""
+    headers = [
+        (name, value)
+        for name, value in scope["headers"]
+        if name not in (b"content-type", b"content-length")
+    ]
+    headers += [(b"content-type", JSON.encode()), (b"content-length", b"%d" % length)]
+    return {**scope, "headers": headers}
 
 
 async def _answer(scope: Scope, send: Send, status: int, detail: Any, reason: str) -> None:

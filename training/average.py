@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -59,16 +60,21 @@ def average_checkpoints(paths: Sequence[Path]) -> Checkpoint:
     state = {
         name: _mean(total, len(paths), first.model_state[name]) for name, total in totals.items()
     }
-    metadata = {key: value for key, value in newest.metadata.items() if key != "val"}
-    metadata["averaged"] = {"files": [path.name for path in paths], "steps": steps}
     return Checkpoint(
         config=first.config,
         model_state=state,
         tokenizers=first.tokenizers,
         src_lang=first.src_lang,
         tgt_lang=first.tgt_lang,
-        metadata=metadata,
+        metadata=_metadata(newest, paths, steps),
     )
+
+
+def _metadata(newest: Checkpoint, paths: Sequence[Path], steps: list[Any]) -> dict[str, Any]:
+    """The newest checkpoint's metadata (less its own validation record), with the sources."""
+    metadata = {key: value for key, value in newest.metadata.items() if key != "val"}
+    metadata["averaged"] = {"files": [path.name for path in paths], "steps": steps}
+    return metadata
 
 
 def _mean(total: Tensor, count: int, like: Tensor) -> Tensor:
