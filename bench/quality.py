@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from bench.report import write_section
-from seq2seq import Translator
+from seq2seq import Translator, save_checkpoint
+from training.average import average_checkpoints
 from training.config import REPO, default_data_dir, load_config
 from training.data import parallel_files, read_lines
 from training.metrics import corpus_scores
@@ -51,6 +52,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), help="sets to score")
     parser.add_argument(
+        "--average",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score the mean of the last N validated checkpoints (seq2seq average); "
+        "sets --train.keep_checkpoints=N (default: 0, off)",
+    )
+    parser.add_argument(
         "--section", default=SECTION, help="BENCHMARKS.md section to write (default: %(default)s)"
     )
     parser.add_argument(
@@ -62,6 +71,10 @@ def parse_args() -> argparse.Namespace:
     args, overrides = parser.parse_known_args()
     if any(not item.startswith("--") or "=" not in item for item in overrides):
         parser.error(f"unrecognized arguments (config overrides are --key=value): {overrides}")
+    if args.average == 1 or args.average < 0:
+        parser.error("--average needs at least 2 checkpoints (or 0: off)")
+    if args.average:
+        overrides.append(f"--train.keep_checkpoints={args.average}")
     args.overrides = overrides
     return args
 
@@ -153,8 +166,60 @@ def score_splits(model: Path, splits: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def average_run(run_dir: Path, count: int) -> list[int]:
+    """Average the run's last `count` step-<step>.pt models into RUN_DIR/averaged.pt.
+
+    Returns the steps averaged."""
+    kept = sorted(run_dir.glob("step-*.pt"), key=lambda path: int(path.stem.split("-")[1]))
+    if len(kept) < 2:
+        raise SystemExit(f"--average: {run_dir} holds {len(kept)} step-*.pt checkpoint(s)")
+    averaged = average_checkpoints(kept[-count:])
+    save_checkpoint(averaged, run_dir / "averaged.pt")
+    return list(averaged.metadata["averaged"]["steps"])
+
+
+def score_average(
+    run_dir: Path, args: argparse.Namespace
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Average the last --average checkpoints and score the result like best.pt."""
+    steps = average_run(run_dir, args.average)
+    return steps, score_splits(run_dir / "averaged.pt", args.splits)
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown table of greedy and beam-5 scores per split."""
+    lines = [
+        "| set | sentences | BLEU greedy | chrF greedy | BLEU beam 5 | chrF beam 5 | "
+        "decode s (greedy / beam 5) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        greedy, beam = row["beam1"], row["beam5"]
+        lines.append(
+            f"| {row['split']} | {greedy['sentences']} | {greedy['bleu']:.2f} | "
+            f"{greedy['chrf']:.2f} | {beam['bleu']:.2f} | {beam['chrf']:.2f} | "
+            f"{greedy['seconds']:.0f} / {beam['seconds']:.0f} |"
+        )
+    return lines
+
+
+def averaged_report(steps: list[int], rows: list[dict[str, Any]]) -> list[str]:
+    """The averaged model's paragraph and table."""
+    return [
+        "",
+        f"The mean of the last {len(steps)} validated checkpoints (steps "
+        f"{', '.join(map(str, steps))}; `seq2seq average`), scored the same way:",
+        "",
+        *table(rows),
+    ]
+
+
 def report(
-    args: argparse.Namespace, facts: dict[str, Any], rows: list[dict[str, Any]], wall: float | None
+    args: argparse.Namespace,
+    facts: dict[str, Any],
+    rows: list[dict[str, Any]],
+    wall: float | None,
+    averaged: tuple[list[int], list[dict[str, Any]]] | None = None,
 ) -> str:
     """The BENCHMARKS.md section body."""
     config = load_config(args.config, [f"--run_dir={args.run_dir}", *args.overrides])
@@ -176,17 +241,10 @@ def report(
         f"best validation BLEU (greedy, {config.train.eval_sentences or 'all'} sentences) "
         f"{facts['best_val_bleu']:.2f}.",
         "",
-        "| set | sentences | BLEU greedy | chrF greedy | BLEU beam 5 | chrF beam 5 | "
-        "decode s (greedy / beam 5) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *table(rows),
     ]
-    for row in rows:
-        greedy, beam = row["beam1"], row["beam5"]
-        lines.append(
-            f"| {row['split']} | {greedy['sentences']} | {greedy['bleu']:.2f} | "
-            f"{greedy['chrf']:.2f} | {beam['bleu']:.2f} | {beam['chrf']:.2f} | "
-            f"{greedy['seconds']:.0f} / {beam['seconds']:.0f} |"
-        )
+    if averaged:
+        lines += averaged_report(*averaged)
     first = rows[0]["beam1"]
     lines += [
         "",
@@ -205,9 +263,10 @@ def main() -> int:
         wall = None if args.skip_training else train(args)
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         rows = score_splits(Path(args.run_dir) / "best.pt", args.splits)
+        averaged = score_average(Path(args.run_dir), args) if args.average else None
     finally:
         QUIET.unlink(missing_ok=True)
-    body = report(args, training_facts(Path(args.run_dir)), rows, wall)
+    body = report(args, training_facts(Path(args.run_dir)), rows, wall, averaged)
     if args.notes:
         body += "\n\n" + Path(args.notes).read_text(encoding="utf-8").strip()
     print(body)
