@@ -4,8 +4,9 @@
 held elsewhere, such as the server with `inference: process`, loads just this: the weights of
 the checkpoint are never read.
 
-Over-long input policy (the same everywhere): a text longer than `max_input_tokens` source
-subwords is truncated to that many, and a warning is logged.
+Over-long input policy (the same everywhere): a text is cut into sentences first (`segment`),
+and a sentence longer than `max_input_tokens` source subwords is truncated to that many, with
+a warning in the log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from seq2seq.checkpoint import load_checkpoint
+from seq2seq.sentences import Segmented, split_sentences
 from seq2seq.tokenizer import TokenizerPair
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,11 @@ class TextCodec:
             tgt_lang=checkpoint.tgt_lang,
             metadata=checkpoint.metadata,
         )
+
+    def segment(self, texts: Sequence[str], *, split: bool = True) -> Segmented:
+        """`texts` cut at line breaks and sentence ends by the source language's rules, or
+        (`split=False`) each kept whole; translate `.sentences`, then `.join` the results."""
+        return split_sentences(texts, self.src_lang) if split else Segmented.whole(texts)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Source ids per text, truncated to `max_input_tokens` (with a warning)."""

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="fp32 as trained, bf16, or int8 (CPU: about twice as fast, same BLEU here)",
     )
+    parser.add_argument(
+        "--no-split",
+        dest="split_sentences",
+        action="store_false",
+        help="translate each line whole instead of sentence by sentence",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 length_penalty=args.length_penalty,
                 max_length=args.max_length,
+                split_sentences=args.split_sentences,
             )
             target.writelines(f"{line}\n" for line in outputs)
             target.flush()

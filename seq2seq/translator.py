@@ -113,21 +113,26 @@ class Translator(TextCodec):
         beam_size: int = 5,
         batch_size: int = 128,
         batch_tokens: int = 6000,
+        split_sentences: bool = True,
         **options: Any,
     ) -> list[str]:
         """Translate `texts`, returned in input order; empty input gives an empty string.
 
-        Texts are sorted by length into batches of at most `batch_size` sentences and
+        Each text is cut into sentences (at line breaks and sentence ends; `split_sentences`
+        False keeps it whole), and the translations are joined with the text's line breaks.
+        Sentences are sorted by length into batches of at most `batch_size` sentences and
         `batch_tokens` padded source tokens (beams included). `options` are the other
         `SearchOptions` fields (length_penalty, max_length_a, max_length_b, max_length).
         """
-        return self.translate_ids(
-            self.encode(texts),
+        segmented = self.segment(texts, split=split_sentences)
+        translations = self.translate_ids(
+            self.encode(segmented.sentences),
             beam_size=beam_size,
             batch_size=batch_size,
             batch_tokens=batch_tokens,
             **options,
         )
+        return segmented.join(translations)
 
     def translate_ids(
         self,

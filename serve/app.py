@@ -154,6 +154,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-size", type=int, help="sentences per batch; 1 = no batching")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait to fill a batch")
     parser.add_argument(
+        "--no-split",
+        dest="split_sentences",
+        action="store_const",
+        const=False,
+        help="translate every text whole, not sentence by sentence",
+    )
+    parser.add_argument(
         "--train-if-missing",
         action="store_true",
         help="train the default Multi30k preset when --model does not exist",
@@ -176,6 +183,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "workers",
         "max_batch_size",
         "max_wait_ms",
+        "split_sentences",
     )
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return Settings(**given)

@@ -116,9 +116,10 @@ async def translate(
     _check_texts(texts, settings, field=field, indexed=indexed)
     _check_languages(body, translator)
     beam_size = _beam_size(body, settings)
-    sources = translator.encode(texts)  # ids, truncated: the batcher counts their tokens
+    segmented = translator.segment(texts, split=settings.split_sentences)
+    sources = translator.encode(segmented.sentences)  # ids: the batcher counts their tokens
     tokens = sum(len(ids) for ids in sources)
-    outputs = await _translate(request, sources, tokens=tokens, beam_size=beam_size)
+    outputs = segmented.join(await _translate(request, sources, tokens=tokens, beam_size=beam_size))
     return TranslateResponse(
         translations=outputs,
         translation=outputs[0] if body.text is not None else None,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     """Largest beam a request may ask for."""
     max_length: int = Field(default=256, ge=1, le=1024)
     """Longest translation in subwords."""
+    split_sentences: bool = True
+    """Cut each text at line breaks and sentence ends and translate the sentences (batched
+    together); false: every text is one source sequence, truncated when too long."""
 
     batching: Batching = "static"
     """'static': gather requests, translate them in one call, answer them together;

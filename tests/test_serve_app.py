@@ -87,6 +87,18 @@ def test_translate_list_in_order(client: TestClient, translator: Translator) -> 
     assert body["translations"][2] == "" and "translation" not in body
 
 
+def test_lines_and_sentences_are_translated_one_by_one(
+    client: TestClient, translator: Translator, tiny_checkpoint_path: Path
+) -> None:
+    lines = ["eins zwei drei", "vier fünf", "sechs"]
+    body = client.post("/translate", json={"text": "\n".join(lines)}).json()
+    assert body["translation"] == "\n".join(translator.translate(lines, beam_size=1))
+    with make_client(tiny_checkpoint_path, split_sentences=False) as whole:
+        body = whole.post("/translate", json={"text": "\n".join(lines)}).json()
+    expected = translator.translate(["\n".join(lines)], beam_size=1, split_sentences=False)
+    assert body["translation"] == expected[0] and "\n" not in expected[0]
+
+
 def test_libretranslate_fields(client: TestClient, translator: Translator) -> None:
     one = client.post(
         "/translate", json={"q": "eins zwei", "source": "de", "target": "en", "format": "text"}

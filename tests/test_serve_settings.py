@@ -147,3 +147,10 @@ def test_train_if_missing_trains_then_copies(
     train_default_model(target, None)
     assert calls == [str(tmp_path / "training" / "configs" / "multi30k_de_en.yaml")]
     assert target.read_bytes() == tiny_checkpoint_path.read_bytes()
+
+
+def test_sentence_splitting_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from_args(parse("--model", "m.pt")).split_sentences
+    assert not settings_from_args(parse("--model", "m.pt", "--no-split")).split_sentences
+    monkeypatch.setenv("SEQ2SEQ_SPLIT_SENTENCES", "false")
+    assert not settings_from_args(parse("--model", "m.pt")).split_sentences

@@ -32,6 +32,25 @@ def test_int8_precision(
     assert capsys.readouterr().out.splitlines() == int8.translate(LINES, beam_size=5)
 
 
+@pytest.mark.parametrize("split", [True, False])
+def test_sentences_of_a_line_are_translated_one_by_one_unless_no_split(
+    tiny_checkpoint_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    split: bool,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("eins zwei. Drei vier.\n"))
+    args = ["translate", "--model", str(tiny_checkpoint_path), "--beam-size", "1"]
+    assert main(args if split else [*args, "--no-split"]) == 0
+    translator = Translator.load(tiny_checkpoint_path, device="cpu")
+    if split:
+        expected = " ".join(translator.translate(["eins zwei.", "Drei vier."], beam_size=1))
+    else:
+        expected = translator.nbest_ids(translator.encode(["eins zwei. Drei vier."]))[0][0]
+        expected = translator.decode([expected.tokens])[0]
+    assert capsys.readouterr().out == expected + "\n"
+
+
 def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
     (tmp_path / "src.txt").write_text("\n".join(LINES * 50) + "\n", encoding="utf-8")
     args = ["translate", "--model", str(tiny_checkpoint_path), "--batch-size", "4"]

@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="fp32 as trained, bf16, or int8 (CPU only): score the model as it will be served",
     )
+    parser.add_argument(
+        "--no-split",
+        dest="split_sentences",
+        action="store_false",
+        help="translate each line whole instead of sentence by sentence",
+    )
     parser.add_argument("--hyp-out", help="write translations here ('{split}' is replaced)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
@@ -154,6 +160,7 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
             beam_size=args.beam_size,
             batch_size=args.batch_size,
             length_penalty=args.length_penalty,
+            split_sentences=args.split_sentences,
         )
         if args.hyp_out:
             out = Path(args.hyp_out.replace("{split}", job.name))
@@ -163,4 +170,5 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     if translator is not None:
         result["beam_size"], result["length_penalty"] = args.beam_size, args.length_penalty
         result["precision"] = args.precision
+        result["split_sentences"] = args.split_sentences
     return result
