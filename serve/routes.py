@@ -13,10 +13,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
 from seq2seq import TextCodec
+from seq2seq.sentences import Segmented
 from serve import libretranslate
 from serve.batching import QueueFullError
 from serve.engine import InferencePool, InferenceProcessError
 from serve.errors import error_body, validation_error
+from serve.markup import escape, split_html
 from serve.metrics import Metrics
 from serve.schemas import (
     ErrorResponse,
@@ -116,10 +118,15 @@ async def translate(
     _check_texts(texts, settings, field=field, indexed=indexed)
     _check_languages(body, translator)
     beam_size = _beam_size(body, settings)
-    segmented = translator.segment(texts, split=settings.split_sentences)
+    html = body.format == "html"
+    fragments = split_html(texts) if html else Segmented.whole(texts)  # markup kept apart
+    segmented = translator.segment(fragments.sentences, split=settings.split_sentences)
     sources = translator.encode(segmented.sentences)  # ids: the batcher counts their tokens
     tokens = sum(len(ids) for ids in sources)
-    outputs = segmented.join(await _translate(request, sources, tokens=tokens, beam_size=beam_size))
+    translations = segmented.join(
+        await _translate(request, sources, tokens=tokens, beam_size=beam_size)
+    )
+    outputs = fragments.join(escape(translations) if html else translations)
     return TranslateResponse(
         translations=outputs,
         translation=outputs[0] if body.text is not None else None,

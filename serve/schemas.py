@@ -57,7 +57,11 @@ class TranslateRequest(BaseModel):
     target: str | None = Field(
         None, max_length=16, description="Target language code; must match the model."
     )
-    format: Literal["text", "html"] | None = Field(None, description="LibreTranslate; as text.")
+    format: Literal["text", "html"] | None = Field(
+        None,
+        description="LibreTranslate: 'html' translates the text between tags and keeps the "
+        "markup; 'text' (the default) translates everything.",
+    )
     api_key: str | None = Field(None, max_length=512, description="LibreTranslate-style key.")
     beam_size: int | None = Field(
         None, ge=1, le=8, description="Beam width; 1 is greedy. Default: the server's setting."

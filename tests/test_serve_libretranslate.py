@@ -91,6 +91,18 @@ def test_api_key_in_the_body(tiny_checkpoint_path: Path) -> None:
         assert missing.status_code == 401 and "api_key" in missing.json()["error"]
 
 
+def test_html_format_translates_between_the_tags(
+    client: TestClient, translator: Translator
+) -> None:
+    page = '<p class="a">eins zwei <b>drei</b></p><code>vier</code>'
+    fields = {"q": page, "source": "de", "target": "en", "format": "html"}
+    body = client.post("/translate", data=fields).json()
+    first, second = translator.translate(["eins zwei", "drei"], beam_size=1)
+    assert body["translatedText"] == f'<p class="a">{first} <b>{second}</b></p><code>vier</code>'
+    as_text = client.post("/translate", json={**fields, "format": "text"}).json()
+    assert as_text["translatedText"] == translator.translate([page], beam_size=1)[0]
+
+
 def test_languages(client: TestClient) -> None:
     assert client.get("/languages").json() == [
         {"code": "de", "name": "German", "targets": ["en"]},
