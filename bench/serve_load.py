@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "static, 2 processes": {"--batching": "static", "--inference": "process", "--workers": "2"},
     "static, thread, 2 threads": {"--batching": "static", "--threads": "2"},
     "static, thread, int8": {"--batching": "static", "--precision": "int8"},
+    "static, thread, int8, max batch 1": {"--precision": "int8", "--max-batch-size": "1"},
 }
 """Server variants: their `seq2seq serve` options (each process has --threads threads unless
 the variant says otherwise)."""
