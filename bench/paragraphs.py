@@ -9,6 +9,7 @@ split (and of its references) into one text, translates the texts with sentence 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,12 @@ def score(translator: Translator, sources: list[str], refs: list[str], **how: An
 def main() -> None:
     args = parse_args()
     translator = Translator.load(args.model, device="cpu")
-    data = default_data_dir()
-    sources = read_lines(data / f"{args.split}.{translator.src_lang}.gz")
-    references = read_lines(data / f"{args.split}.{translator.tgt_lang}.gz")
+    langs = (translator.src_lang, translator.tgt_lang)
+    files = [default_data_dir() / f"{args.split}.{lang}.gz" for lang in langs]
+    if missing := [str(path) for path in files if not path.is_file()]:
+        print(f"bench.paragraphs: error: not found: {', '.join(missing)}", file=sys.stderr)
+        sys.exit(2)
+    sources, references = (read_lines(path) for path in files)
     lines = [
         f"Model `{args.model}`, {args.split} ({len(sources)} sentences), beam size "
         f"{args.beam_size}; every text joins that many consecutive sentences (references "

@@ -26,6 +26,7 @@ from seq2seq import Translator, save_checkpoint
 from training.average import average_checkpoints
 from training.config import REPO, default_data_dir, load_config
 from training.data import parallel_files, read_lines
+from training.loop import step_checkpoints
 from training.metrics import corpus_scores
 
 SECTION = "Translation quality (Multi30k de->en)"
@@ -170,7 +171,7 @@ def average_run(run_dir: Path, count: int) -> list[int]:
     """Average the run's last `count` step-<step>.pt models into RUN_DIR/averaged.pt.
 
     Returns the steps averaged."""
-    kept = sorted(run_dir.glob("step-*.pt"), key=lambda path: int(path.stem.split("-")[1]))
+    kept = step_checkpoints(run_dir)
     if len(kept) < 2:
         raise SystemExit(f"--average: {run_dir} holds {len(kept)} step-*.pt checkpoint(s)")
     averaged = average_checkpoints(kept[-count:])

@@ -141,8 +141,7 @@ class Trainer:
         if keep <= 0:
             return
         self.save(self.run_dir / f"step-{self.progress.step}.pt", export=True)
-        kept = sorted(self.run_dir.glob("step-*.pt"), key=_step_of)
-        for old in kept[:-keep]:
+        for old in step_checkpoints(self.run_dir)[:-keep]:
             old.unlink(missing_ok=True)
 
     def _patience_over(self) -> bool:
@@ -207,6 +206,11 @@ class Trainer:
         self.batches.load_state_dict(state["batches"])
         self.progress = Progress(**state["progress"])
         restore_rng(state["rng"])
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's kept step-<step>.pt models, oldest first."""
+    return sorted(run_dir.glob("step-*.pt"), key=_step_of)
 
 
 def _step_of(path: Path) -> int:
