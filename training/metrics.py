@@ -62,7 +62,8 @@ class MetricsLog:
             loss_axis.plot(steps, losses, "o-", label="validation")
             bleu_axis.plot(steps, bleus, "o-", color="tab:green")
         loss_axis.set(xlabel="step", ylabel="cross-entropy", title="loss")
-        loss_axis.legend()
+        if train or valid:
+            loss_axis.legend()
         bleu_axis.set(xlabel="step", ylabel="BLEU", title="validation BLEU")
         figure.tight_layout()
         temp = self.curves.with_name(f".{self.curves.name}.tmp.png")
