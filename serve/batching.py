@@ -2,14 +2,14 @@
 
 Requests wait in a bounded asyncio queue. One worker task takes the oldest request, waits at
 most `max_wait_ms` (counted from its arrival, or from the end of the previous call if that is
-later) for others with the same decoding options (beam size) until `max_batch_size` sentences
-or `max_batch_tokens` source subwords are reached, and runs a single translate call on one
-worker thread, off the event loop. It waits only when the previous call left other requests
-in the system: a lone client is never delayed, and whatever queued during a call still goes
-into the next one. When the last call ended with N requests in the system (its
-own and those queued meanwhile), the next batch waits for N until `rejoin_wait_ms` after it: the
-clients just answered usually send their next request at once, and without this wait they
-trail one batch behind the others (closed-loop clients at concurrency 32 then split into
+later) for others with the same decoding options (beam size, candidates per sentence) until
+`max_batch_size` sentences or `max_batch_tokens` source subwords are reached, and runs a single
+translate call on one worker thread, off the event loop. It waits only when the previous call
+left other requests in the system: a lone client is never delayed, and whatever queued during
+a call still goes into the next one. When the last call ended with N requests in the system
+(its own and those queued meanwhile), the next batch waits for N until `rejoin_wait_ms` after
+it: the clients just answered usually send their next request at once, and without this wait
+they trail one batch behind the others (closed-loop clients at concurrency 32 then split into
 alternating batches of 26 and 6 instead of one of 32). Each request's future gets its own
 translations.
 A request that timed out or whose client went away is cancelled: if it has not started it is
@@ -32,8 +32,11 @@ logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 """What a request carries per sentence: its text, or (as the server sends) its source ids."""
-TranslateFn = Callable[[list[Item], int], list[str]]
-"""`(items, beam_size) -> translations` in input order; runs on the worker thread."""
+TranslateFn = Callable[[list[Item], int, int], list[str]]
+"""`(items, beam_size, n_best) -> translations`: the `n_best` best of each item in turn, in
+input order; runs on the worker thread."""
+Options = tuple[int, int]
+"""(beam_size, n_best) of a request: only requests with equal options share a batch."""
 
 
 class QueueFullError(Exception):
@@ -64,9 +67,14 @@ class Job(Generic[Item]):
 
     items: list[Item]
     tokens: int
-    beam_size: int
+    options: Options
     future: asyncio.Future[list[str]]
     enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def answers(self) -> int:
+        """Strings this job gets: `n_best` per item."""
+        return len(self.items) * self.options[1]
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class Batcher(Generic[Item]):
         self.limits = limits
         self.on_batch = on_batch
         self._queue: asyncio.Queue[Job[Item]] = asyncio.Queue(maxsize=limits.max_queue_size)
-        self._held: dict[int, deque[Job[Item]]] = {}  # taken from the queue, grouped by beam size
+        self._held: dict[Options, deque[Job[Item]]] = {}  # taken from the queue, by options
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
         self._worker: asyncio.Task[None] | None = None
         self._free_since = time.monotonic()  # when the last translate call ended
@@ -120,8 +128,11 @@ class Batcher(Generic[Item]):
         _fail(self._drain(), RuntimeError("the server is shutting down"))
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def submit(self, items: list[Item], *, tokens: int, beam_size: int) -> list[str]:
-        """Queue `items` and wait for their translations (raises `QueueFullError`).
+    async def submit(
+        self, items: list[Item], *, tokens: int, beam_size: int, n_best: int = 1
+    ) -> list[str]:
+        """Queue `items` and wait for their translations (raises `QueueFullError`): the
+        `n_best` best of each item in turn, best first.
 
         Cancelling the caller (timeout, disconnect) cancels the job: it is skipped if it has
         not started yet, and a result computed anyway is dropped.
@@ -129,7 +140,7 @@ class Batcher(Generic[Item]):
         if self.depth >= self.limits.max_queue_size:
             raise QueueFullError(f"{self.depth} requests are waiting")
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Job(items, tokens, beam_size, future))
+        self._queue.put_nowait(Job(items, tokens, (beam_size, n_best), future))
         try:
             return await future
         finally:
@@ -165,8 +176,8 @@ class Batcher(Generic[Item]):
         return self._take(group)
 
     def _oldest_group(self) -> deque[Job[Item]]:
-        beam_size = min((jobs[0].enqueued, beam) for beam, jobs in self._held.items() if jobs)[1]
-        return self._held[beam_size]
+        options = min((jobs[0].enqueued, key) for key, jobs in self._held.items() if jobs)[1]
+        return self._held[options]
 
     async def _fill(self, group: deque[Job[Item]], deadline: float, target: int) -> None:
         """Move arrivals into their groups until `group` has `target` sentences or is full;
@@ -182,7 +193,7 @@ class Batcher(Generic[Item]):
                 break
 
     def _hold(self, job: Job[Item]) -> None:
-        self._held.setdefault(job.beam_size, deque()).append(job)
+        self._held.setdefault(job.options, deque()).append(job)
 
     def _full(self, group: deque[Job[Item]]) -> bool:
         tokens = sum(job.tokens for job in group if not job.future.done())
@@ -217,7 +228,7 @@ class Batcher(Generic[Item]):
         loop = asyncio.get_running_loop()
         try:
             outputs = await loop.run_in_executor(
-                self._executor, self.translate, items, batch[0].beam_size
+                self._executor, self.translate, items, *batch[0].options
             )
         except asyncio.CancelledError:
             _fail(batch, RuntimeError("the server is shutting down"))
@@ -254,8 +265,8 @@ def _answer(batch: list[Job[Item]], outputs: list[str]) -> None:
     """Give each job its slice of `outputs`; abandoned jobs are skipped."""
     position = 0
     for job in batch:
-        settle(job.future, outputs[position : position + len(job.items)])
-        position += len(job.items)
+        settle(job.future, outputs[position : position + job.answers])
+        position += job.answers
 
 
 def _fail(jobs: list[Job[Item]], error: BaseException) -> None:

@@ -9,8 +9,9 @@ has been encoded and answers every request whose sentences have all ended. The b
 full under load, a short sentence is not held back by a long one, and encoding newcomers
 never stalls the decoder: on a CPU the two threads run on two cores.
 
-Requests with a beam wider than 1 are translated as one static batch per beam size on the
-decoder thread, between two steps. A request that timed out or whose client went away leaves
+Requests with a beam wider than 1 (and those asking for several candidates, which need one)
+are translated as one static batch per set of options on the decoder thread, between two
+steps. A request that timed out or whose client went away leaves
 the batch at the next step, and its result is never computed.
 """
 
@@ -31,6 +32,7 @@ from seq2seq.continuous import Encoded, Finished, GreedyStream
 from serve.batching import (
     BatchLimits,
     BatchStats,
+    Options,
     QueueFullError,
     StatsFn,
     TranslateFn,
@@ -50,7 +52,7 @@ class Job:
 
     items: list[list[int]]
     tokens: int
-    beam_size: int
+    options: Options  # (beam_size, n_best)
     future: asyncio.Future[list[str]]
     loop: asyncio.AbstractEventLoop
     number: int = -1
@@ -123,14 +125,17 @@ class ContinuousBatcher:
             queue.clear()
         self.stream.clear()
 
-    async def submit(self, items: list[list[int]], *, tokens: int, beam_size: int) -> list[str]:
-        """Queue `items` and wait for their translations (raises `QueueFullError`)."""
+    async def submit(
+        self, items: list[list[int]], *, tokens: int, beam_size: int, n_best: int = 1
+    ) -> list[str]:
+        """Queue `items` and wait for their translations (raises `QueueFullError`): the
+        `n_best` best of each item in turn, best first."""
         loop = asyncio.get_running_loop()
-        job = Job(items, tokens, beam_size, loop.create_future(), loop)
+        job = Job(items, tokens, (beam_size, n_best), loop.create_future(), loop)
         with self._ready:
             if self.depth >= self.limits.max_queue_size:
                 raise QueueFullError(f"{self.depth} requests are waiting")
-            (self._greedy if beam_size == 1 else self._beam).append(job)
+            (self._greedy if job.options == (1, 1) else self._beam).append(job)
             self._ready.notify_all()
         try:
             return await job.future
@@ -198,20 +203,20 @@ class ContinuousBatcher:
         return (joins, beam) if joins or beam or len(self.stream) else None
 
     def _take_beam_batch(self) -> list[Job]:
-        """Every waiting job with the oldest one's beam, within the batch limits."""
+        """Every waiting job with the oldest one's options, within the batch limits."""
         if not self._beam:  # the usual case, checked before every decoder step
             return []
         self._beam = deque(job for job in self._beam if not job.abandoned)
         if not self._beam:
             return []
-        beam_size, sentences, tokens = self._beam[0].beam_size, 0, 0
+        options, sentences, tokens = self._beam[0].options, 0, 0
         jobs: list[Job] = []
         for job in list(self._beam):
             fits = (
                 sentences + len(job.items) <= self.limits.max_batch_size
                 and tokens + job.tokens <= self.limits.max_batch_tokens
             )
-            if job.beam_size == beam_size and (fits or not jobs):
+            if job.options == options and (fits or not jobs):
                 self._beam.remove(job)
                 jobs.append(job)
                 sentences, tokens = sentences + len(job.items), tokens + job.tokens
@@ -229,7 +234,7 @@ class ContinuousBatcher:
         items = [ids for job in jobs for ids in job.items]
         started = time.perf_counter()
         try:
-            outputs = self.translate(items, jobs[0].beam_size)
+            outputs = self.translate(items, *jobs[0].options)
         except Exception as error:
             logger.exception("beam batch failed")
             for job in jobs:
@@ -239,8 +244,9 @@ class ContinuousBatcher:
         self._report(BatchStats(len(items), tokens, time.perf_counter() - started, len(items)))
         position = 0
         for job in jobs:
-            job.answer(outputs[position : position + len(job.items)])
-            position += len(job.items)
+            answers = len(job.items) * job.options[1]
+            job.answer(outputs[position : position + answers])
+            position += answers
 
     def _join(self, jobs: list[Job], encoded: Encoded[Key]) -> None:
         for job in jobs:

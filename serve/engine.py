@@ -121,7 +121,9 @@ class InferenceProcess:
                 self._process.kill()
         self._fail_pending(RuntimeError("the server is shutting down"))
 
-    async def submit(self, items: list[list[int]], *, tokens: int, beam_size: int) -> list[str]:
+    async def submit(
+        self, items: list[list[int]], *, tokens: int, beam_size: int, n_best: int = 1
+    ) -> list[str]:
         """Send `items` to the child and wait for their translations (raises `QueueFullError`
         or `InferenceProcessError`); cancelling the caller cancels the job in the child."""
         assert self._loop is not None, "start() first"
@@ -129,7 +131,7 @@ class InferenceProcess:
         future: asyncio.Future[list[str]] = self._loop.create_future()
         self._pending[number] = future
         try:
-            self._send(("job", number, items, tokens, beam_size))
+            self._send(("job", number, items, tokens, beam_size, n_best))
             return await future
         finally:
             del self._pending[number]
@@ -263,11 +265,13 @@ class InferencePool:
         """Stop every child."""
         await asyncio.gather(*(process.stop() for process in self.processes))
 
-    async def submit(self, items: list[list[int]], *, tokens: int, beam_size: int) -> list[str]:
+    async def submit(
+        self, items: list[list[int]], *, tokens: int, beam_size: int, n_best: int = 1
+    ) -> list[str]:
         """Translate `items` in the least busy running child (raises `QueueFullError`, or
         `InferenceProcessError` while none runs)."""
         running = [process for process in self.processes if process.alive]
         if not running:
             raise InferenceProcessError("the inference process is starting again")
         chosen = min(running, key=lambda process: process.in_flight)
-        return await chosen.submit(items, tokens=tokens, beam_size=beam_size)
+        return await chosen.submit(items, tokens=tokens, beam_size=beam_size, n_best=n_best)

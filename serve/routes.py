@@ -117,28 +117,60 @@ async def translate(
     field, indexed = body.input_field()
     _check_texts(texts, settings, field=field, indexed=indexed)
     _check_languages(body, translator)
-    beam_size = _beam_size(body, settings)
-    html = body.format == "html"
-    fragments = split_html(texts) if html else Segmented.whole(texts)  # markup kept apart
-    segmented = translator.segment(fragments.sentences, split=settings.split_sentences)
-    sources = translator.encode(segmented.sentences)  # ids: the batcher counts their tokens
-    tokens = sum(len(ids) for ids in sources)
-    translations = segmented.join(
-        await _translate(request, sources, tokens=tokens, beam_size=beam_size)
+    beam_size, n_best = _search(body, settings)
+    candidates = await _candidates(
+        request,
+        translator,
+        texts,
+        html=body.format == "html",
+        split=settings.split_sentences,
+        beam_size=beam_size,
+        n_best=n_best,
     )
-    outputs = fragments.join(escape(translations) if html else translations)
+    outputs = [ranked[0] for ranked in candidates]
     return TranslateResponse(
         translations=outputs,
         translation=outputs[0] if body.text is not None else None,
         translatedText=body.libretranslate_answer(outputs),
+        alternatives=body.alternatives_answer(
+            [_others(ranked, body.alternatives) for ranked in candidates]
+        ),
         model=request.app.state.model_id,
         beam_size=beam_size,
         time_ms=round((time.perf_counter() - started) * 1000, 2),
     )
 
 
-def _beam_size(body: TranslateRequest, settings: Settings) -> int:
-    """The request's beam size or the server's default; 422 over the configured maximum."""
+async def _candidates(
+    request: Request,
+    translator: TextCodec,
+    texts: list[str],
+    *,
+    html: bool,
+    split: bool,
+    beam_size: int,
+    n_best: int,
+) -> list[list[str]]:
+    """The `n_best` best translations of each text, best first: markup is kept apart, and
+    every sentence of every text goes to the batcher as one job."""
+    fragments = split_html(texts) if html else Segmented.whole(texts)
+    segmented = translator.segment(fragments.sentences, split=split)
+    sources = translator.encode(segmented.sentences)  # ids: the batcher counts their tokens
+    tokens = sum(len(ids) for ids in sources)
+    outputs = await _translate(request, sources, tokens=tokens, beam_size=beam_size, n_best=n_best)
+    by_rank = [segmented.join(outputs[rank::n_best]) for rank in range(n_best)]  # [n, texts]
+    joined = [fragments.join(escape(texts) if html else texts) for texts in by_rank]
+    return [list(ranked) for ranked in zip(*joined, strict=True)]  # [texts, n]
+
+
+def _others(ranked: list[str], limit: int) -> list[str]:
+    """Up to `limit` candidates after the best, each different from every one before it."""
+    return list(dict.fromkeys(ranked))[1 : limit + 1]
+
+
+def _search(body: TranslateRequest, settings: Settings) -> tuple[int, int]:
+    """Beam size and candidates per sentence: the request's or the server's beam, widened to
+    give the alternatives asked for; 422 over the configured maximum or for HTML."""
     beam_size = body.beam_size or settings.beam_size
     if beam_size > settings.max_beam_size:
         raise validation_error(
@@ -146,7 +178,19 @@ def _beam_size(body: TranslateRequest, settings: Settings) -> int:
             f"beam_size must be at most {settings.max_beam_size}",
             "too_large",
         )
-    return beam_size
+    if body.alternatives and body.format == "html":
+        raise validation_error(
+            ("body", "alternatives"), "alternatives need format 'text'", "unsupported"
+        )
+    if body.alternatives >= settings.max_beam_size:
+        raise validation_error(
+            ("body", "alternatives"),
+            f"alternatives must be at most {settings.max_beam_size - 1} (the widest beam "
+            f"here is {settings.max_beam_size})",
+            "too_large",
+        )
+    n_best = body.alternatives + 1
+    return max(beam_size, n_best), n_best
 
 
 def _check_texts(texts: list[str], settings: Settings, *, field: str, indexed: bool) -> None:
@@ -182,12 +226,14 @@ def _check_languages(body: TranslateRequest, translator: TextCodec) -> None:
 
 
 async def _translate(
-    request: Request, sources: list[list[int]], *, tokens: int, beam_size: int
+    request: Request, sources: list[list[int]], *, tokens: int, beam_size: int, n_best: int
 ) -> list[str]:
     """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
     batcher: AnyBatcher | InferencePool = request.app.state.batcher
     settings: Settings = request.app.state.settings
-    job = asyncio.ensure_future(batcher.submit(sources, tokens=tokens, beam_size=beam_size))
+    job = asyncio.ensure_future(
+        batcher.submit(sources, tokens=tokens, beam_size=beam_size, n_best=n_best)
+    )
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         done, _ = await asyncio.wait(

@@ -3,7 +3,8 @@
 `POST /translate` takes one of `text` (one string), `texts` (a list) or LibreTranslate's `q`
 (a string or a list, answered with `translatedText` in the same shape). The limits written
 here are hard upper bounds shown in the OpenAPI docs; the configurable, usually tighter ones
-(`max_texts`, `max_text_chars`, `max_beam_size`) are checked by the route.
+(`max_texts`, `max_text_chars`, `max_beam_size`) are checked by the route. `alternatives`
+(LibreTranslate's name) asks for other candidate translations as well, from the beam.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class TranslateRequest(BaseModel):
                 {"text": "Ein Hund läuft."},
                 {"texts": ["Ein Hund läuft.", "Zwei Katzen."]},
                 {"q": "Ein Hund läuft.", "source": "de", "target": "en"},
+                {"q": "Ein Hund läuft.", "source": "de", "target": "en", "alternatives": 2},
             ]
         },
     )
@@ -65,6 +67,13 @@ class TranslateRequest(BaseModel):
     api_key: str | None = Field(None, max_length=512, description="LibreTranslate-style key.")
     beam_size: int | None = Field(
         None, ge=1, le=8, description="Beam width; 1 is greedy. Default: the server's setting."
+    )
+    alternatives: int = Field(
+        0,
+        ge=0,
+        le=7,
+        description="LibreTranslate: this many other translations per text as well, from a "
+        "beam at least one wider (format 'text' only).",
     )
 
     @model_validator(mode="after")
@@ -93,6 +102,13 @@ class TranslateRequest(BaseModel):
             return None
         return outputs[0] if isinstance(self.q, str) else outputs
 
+    def alternatives_answer(self, others: list[list[str]]) -> list[str] | list[list[str]] | None:
+        """`alternatives` in the shape of the input: one list for `text` or a string `q`, a
+        list per text otherwise (None when none were asked for)."""
+        if not self.alternatives:
+            return None
+        return others if self.input_field()[1] else others[0]
+
     def inputs(self) -> list[str]:
         """The texts to translate, in order."""
         if self.text is not None:
@@ -109,6 +125,11 @@ class TranslateResponse(BaseModel):
     translation: str | None = Field(None, description="The translation, when `text` was sent.")
     translatedText: str | list[str] | None = Field(  # LibreTranslate spells it so
         None, description="LibreTranslate-compatible answer, when `q` was sent."
+    )
+    alternatives: list[str] | list[list[str]] | None = Field(
+        None,
+        description="Other translations, best first, when `alternatives` was asked for: a "
+        "list for `text` or a string `q`, a list per text for `texts` or a list `q`.",
     )
     model: str = Field(description="Model id (checkpoint file name).")
     beam_size: int

@@ -54,16 +54,27 @@ def build_batcher(
 
 
 def decode(
-    translator: Translator, settings: Settings, sources: list[list[int]], beam_size: int
+    translator: Translator,
+    settings: Settings,
+    sources: list[list[int]],
+    beam_size: int,
+    n_best: int = 1,
 ) -> list[str]:
-    """One static batch: `translate_ids` within the server's batch and length limits."""
-    return translator.translate_ids(
-        sources,
-        beam_size=beam_size,
-        batch_size=settings.max_batch_size,
-        batch_tokens=max(6000, settings.max_batch_tokens * beam_size),
-        max_length=settings.max_length,
-    )
+    """One static batch within the server's batch and length limits: the `n_best` best
+    translations of each source in turn (the last one repeated where the beam found fewer)."""
+    options: dict[str, Any] = {
+        "beam_size": beam_size,
+        "batch_size": settings.max_batch_size,
+        "batch_tokens": max(6000, settings.max_batch_tokens * beam_size),
+        "max_length": settings.max_length,
+    }
+    if n_best == 1:
+        return translator.translate_ids(sources, **options)
+    outputs: list[str] = []
+    for hypotheses in translator.nbest_ids(sources, n_best=n_best, **options):
+        texts = translator.decode([hypothesis.tokens for hypothesis in hypotheses]) or [""]
+        outputs += texts + texts[-1:] * (n_best - len(texts))
+    return outputs
 
 
 def child_main(conn: Connection, settings: Settings) -> None:
@@ -134,10 +145,12 @@ async def _job(
     items: list[list[int]],
     tokens: int,
     beam_size: int,
+    n_best: int,
 ) -> None:
     """One request in the child; its answer (or why it failed) goes back to the parent."""
     try:
-        send(("done", number, await batcher.submit(items, tokens=tokens, beam_size=beam_size)))
+        answer = await batcher.submit(items, tokens=tokens, beam_size=beam_size, n_best=n_best)
+        send(("done", number, answer))
     except QueueFullError as error:
         send(("full", number, str(error)))
     except asyncio.CancelledError:

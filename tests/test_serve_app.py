@@ -199,6 +199,10 @@ def test_configured_beam_limit(tiny_checkpoint_path: Path) -> None:
     with make_client(tiny_checkpoint_path, max_beam_size=2) as client:
         response = client.post("/translate", json={"text": "eins", "beam_size": 3})
         assert_error(response, 422, "beam_size: beam_size must be at most 2")
+        response = client.post("/translate", json={"text": "eins", "alternatives": 2})
+        assert_error(response, 422, "alternatives: alternatives must be at most 1")
+        answer = client.post("/translate", json={"text": "eins", "alternatives": 1}).json()
+        assert answer["beam_size"] == 2 and len(answer["alternatives"]) <= 1
 
 
 def test_unsupported_language_pair_is_400(client: TestClient) -> None:

@@ -22,19 +22,23 @@ T = TypeVar("T")
 
 
 class Recorder:
-    """A fake translate function: upper-cases, records each call, can be held at a gate."""
+    """A fake translate function: upper-cases (`#k` marks the k-th other candidate), records
+    each call's texts and options, can be held at a gate."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], int]] = []
+        self.options: list[tuple[int, int]] = []
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, texts: list[str], beam_size: int) -> list[str]:
+    def __call__(self, texts: list[str], beam_size: int, n_best: int) -> list[str]:
         self.gate.wait(5)
         self.calls.append((list(texts), beam_size))
+        self.options.append((beam_size, n_best))
         if "boom" in texts:
             raise RuntimeError("model exploded")
-        return [f"{text.upper()}/{beam_size}" for text in texts]
+        marks = [""] + [f"#{rank}" for rank in range(1, n_best)]
+        return [f"{text.upper()}/{beam_size}{mark}" for text in texts for mark in marks]
 
 
 def run_with(
@@ -78,22 +82,25 @@ def test_beam_sizes_are_never_mixed() -> None:
         assert all(int(text[1:]) % 3 == beam - 1 for text in texts)
 
 
-@pytest.mark.parametrize(
-    ("limits", "largest"),
-    [
-        (BatchLimits(max_batch_size=4, max_wait_ms=50), 4),
-        (BatchLimits(max_batch_tokens=9, max_wait_ms=50), 3),
-    ],
-)
-def test_batches_respect_size_and_token_limits(limits: BatchLimits, largest: int) -> None:
+def test_candidates_per_sentence_are_never_mixed_and_come_back_per_job() -> None:
     async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
         return await asyncio.gather(
-            *(batcher.submit([f"t{i}"], tokens=3, beam_size=1) for i in range(10))
+            batcher.submit(["a", "b"], tokens=2, beam_size=3, n_best=3),
+            batcher.submit(["c"], tokens=1, beam_size=3),
+            batcher.submit(["d"], tokens=1, beam_size=3, n_best=3),
+            batcher.submit(["e"], tokens=1, beam_size=3, n_best=2),
         )
 
-    results, recorder, _ = run_with(limits, body)
-    assert results == [[f"T{i}/1"] for i in range(10)]
-    assert max(len(texts) for texts, _ in recorder.calls) == largest
+    results, recorder, stats = run_with(BatchLimits(max_wait_ms=50), body)
+    assert results == [
+        ["A/3", "A/3#1", "A/3#2", "B/3", "B/3#1", "B/3#2"],
+        ["C/3"],
+        ["D/3", "D/3#1", "D/3#2"],
+        ["E/3", "E/3#1"],
+    ]
+    assert sorted(recorder.options) == [(3, 1), (3, 2), (3, 3)]
+    assert [texts for texts, _ in recorder.calls if len(texts) == 3] == [["a", "b", "d"]]
+    assert sum(stat.sentences for stat in stats) == 5  # sentences, not candidates
 
 
 def test_a_big_request_is_translated_alone() -> None:

@@ -17,6 +17,8 @@ from conftest import number_pairs
 from seq2seq import EOS_ID, Translator
 from serve.batching import BatchLimits, BatchStats, QueueFullError
 from serve.continuous import ContinuousBatcher
+from serve.settings import Settings
+from serve.worker import decode
 
 T = TypeVar("T")
 TEXTS = [source for source, _ in number_pairs(12, seed=3)]
@@ -47,9 +49,9 @@ def run_with(
     stats: list[BatchStats] = []
     static_calls: list[tuple[list[list[int]], int]] = []
 
-    def translate(sources: list[list[int]], beam_size: int) -> list[str]:
+    def translate(sources: list[list[int]], beam_size: int, n_best: int) -> list[str]:
         static_calls.append((sources, beam_size))
-        return translator.translate_ids(sources, beam_size=beam_size)
+        return decode(translator, Settings(), sources, beam_size, n_best)
 
     async def main() -> T:
         batcher = ContinuousBatcher(
@@ -78,10 +80,15 @@ def run_with(
 
 
 async def submit(
-    batcher: ContinuousBatcher, translator: Translator, texts: list[str], beam_size: int = 1
+    batcher: ContinuousBatcher,
+    translator: Translator,
+    texts: list[str],
+    beam_size: int = 1,
+    n_best: int = 1,
 ) -> list[str]:
     sources = translator.encode(texts)
-    return await batcher.submit(sources, tokens=sum(map(len, sources)), beam_size=beam_size)
+    tokens = sum(map(len, sources))
+    return await batcher.submit(sources, tokens=tokens, beam_size=beam_size, n_best=n_best)
 
 
 def test_concurrent_requests_get_their_own_translations(translator: Translator) -> None:
@@ -141,6 +148,27 @@ def test_wider_beams_run_as_static_batches_between_steps(endless: Translator) ->
     assert results[2] == endless.translate(TEXTS[6:8], beam_size=4)
     assert results[3] == endless.translate(TEXTS[8:9], beam_size=1)
     assert [(len(sources), beam) for sources, beam in static_calls] == [(5, 4)]  # one call
+
+
+def test_candidates_come_from_a_static_beam_batch(translator: Translator) -> None:
+    async def body(batcher: ContinuousBatcher) -> list[list[str]]:
+        return list(
+            await asyncio.gather(
+                submit(batcher, translator, TEXTS[:2], beam_size=3, n_best=3),
+                submit(batcher, translator, TEXTS[2:3]),
+            )
+        )
+
+    (ranked, greedy), _, static_calls = run_with(translator, body)
+    assert len(ranked) == 6  # three candidates for each of the two sentences, in turn
+    assert ranked[::3] == translator.translate(TEXTS[:2], beam_size=3)
+    for index, hypotheses in enumerate(
+        translator.translate_nbest(TEXTS[:2], n_best=3, beam_size=3)
+    ):
+        found = translator.decode([hypothesis.tokens for hypothesis in hypotheses])
+        assert set(ranked[3 * index : 3 * index + 3]) <= set(found)
+    assert greedy == translator.translate(TEXTS[2:3], beam_size=1)  # joined the stream
+    assert [(len(sources), beam) for sources, beam in static_calls] == [(2, 3)]
 
 
 def test_abandoned_requests_leave_the_batch_and_nothing_stays(endless: Translator) -> None:

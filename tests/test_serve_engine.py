@@ -77,6 +77,9 @@ def test_child_translates_like_the_translator(
         for beam_size in (1, 3):
             expected = translator.translate(SENTENCES, beam_size=beam_size)
             assert post(client, texts=SENTENCES, beam_size=beam_size)["translations"] == expected
+        ranked = post(client, text=SENTENCES[0], alternatives=2)  # candidates cross the pipe
+        assert ranked["translation"] == translator.translate(SENTENCES[:1], beam_size=3)[0]
+        assert ranked["translation"] not in ranked["alternatives"]
         assert client.get("/model").json()["device"] == "cpu"
         assert batches(client) >= 2  # the child's batch stats reach the server's metrics
         server_side = client.app.state.translator  # type: ignore[attr-defined]
@@ -98,9 +101,9 @@ def test_the_child_never_decodes_a_request_cancelled_while_it_waits(
     child_loop.start()
     assert ours.recv()[0] == "ready"
     ids = translator.encode(SENTENCES)
-    ours.send(("job", 0, ids[:1], len(ids[0]), 1))
+    ours.send(("job", 0, ids[:1], len(ids[0]), 1, 1))  # beam 1, one candidate
     time.sleep(0.1)  # job 0 is decoding
-    ours.send(("job", 1, ids[1:], 5, 1))
+    ours.send(("job", 1, ids[1:], 5, 1, 1))
     ours.send(("cancel", 1))
     messages = [ours.recv(), ours.recv()]
     ours.send(None)

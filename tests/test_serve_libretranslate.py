@@ -103,6 +103,39 @@ def test_html_format_translates_between_the_tags(
     assert as_text["translatedText"] == translator.translate([page], beam_size=1)[0]
 
 
+def candidates(translator: Translator, text: str, n_best: int) -> list[str]:
+    """The distinct translations of a beam as wide as `n_best`, best first."""
+    hypotheses = translator.translate_nbest([text], n_best=n_best, beam_size=n_best)[0]
+    return list(dict.fromkeys(translator.decode([hyp.tokens for hyp in hypotheses])))
+
+
+def test_alternatives_are_the_beams_other_translations(
+    client: TestClient, translator: Translator
+) -> None:
+    texts = ["eins zwei drei", "vier"]
+    body = client.post("/translate", data={"q": texts[0], "alternatives": "2"}).json()
+    ranked = candidates(translator, texts[0], 3)
+    assert body["beam_size"] == 3  # the server's greedy default widened to give two more
+    assert [body["translatedText"], *body["alternatives"]] == ranked[:3]
+    listed = client.post("/translate", json={"q": texts, "alternatives": 2}).json()
+    assert listed["translatedText"][0] == body["translatedText"]
+    assert listed["alternatives"] == [candidates(translator, text, 3)[1:3] for text in texts]
+    ours = client.post("/translate", json={"texts": texts, "alternatives": 2}).json()
+    assert ours["alternatives"] == listed["alternatives"]
+    assert "alternatives" not in client.post("/translate", json={"q": texts[0]}).json()
+
+
+def test_alternatives_need_text_and_a_beam_wide_enough(client: TestClient) -> None:
+    cases = [
+        ({"q": "<b>eins</b>", "format": "html", "alternatives": 1}, "need format 'text'"),
+        ({"q": "eins", "alternatives": 8}, "less than or equal to 7"),
+        ({"q": "eins", "alternatives": -1}, "greater than or equal to 0"),
+    ]
+    for payload, reason in cases:
+        response = client.post("/translate", json=payload)
+        assert response.status_code == 422 and reason in response.json()["error"], response.text
+
+
 def test_languages(client: TestClient) -> None:
     assert client.get("/languages").json() == [
         {"code": "de", "name": "German", "targets": ["en"]},
