@@ -6,6 +6,7 @@ validation BLEU is measured exactly the way the deployed model is.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -15,6 +16,9 @@ from seq2seq import Seq2Seq, TokenizerPair, Translator
 from training.batching import Batch, TokenBatchSampler, collate
 from training.loss import token_loss
 from training.metrics import corpus_scores
+
+MAX_LOG_PPL = 64 * math.log(2)
+"""Perplexity is reported up to 2**64: a diverged model's loss must not overflow `exp`."""
 
 
 class Validator:
@@ -62,7 +66,7 @@ class Validator:
         scores = corpus_scores(hypotheses, self.references)
         return {
             "val_loss": round(loss, 4),
-            "val_ppl": round(min(2.0**64, 2.718281828**loss), 2),
+            "val_ppl": round(math.exp(min(loss, MAX_LOG_PPL)), 2),
             "val_bleu": scores["bleu"],
             "val_chrf": scores["chrf"],
             "val_sentences": scores["sentences"],

@@ -1,0 +1,59 @@
+"""Request bodies: one input field, its shape echoed in the answer, text that cannot be read."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from serve.schemas import TranslateRequest, text_problem
+
+
+@pytest.mark.parametrize(
+    ("body", "texts", "field", "is_list"),
+    [
+        ({"text": "eins"}, ["eins"], "text", False),
+        ({"texts": ["eins", "zwei"]}, ["eins", "zwei"], "texts", True),
+        ({"q": "eins"}, ["eins"], "q", False),
+        ({"q": ["eins", "zwei"]}, ["eins", "zwei"], "q", True),
+    ],
+)
+def test_each_input_field_gives_its_texts_in_order(
+    body: dict[str, object], texts: list[str], field: str, is_list: bool
+) -> None:
+    request = TranslateRequest.model_validate(body)
+    assert request.inputs() == texts and request.input_field() == (field, is_list)
+
+
+def test_answers_take_the_shape_of_the_input() -> None:
+    one, listed = TranslateRequest(q="eins"), TranslateRequest(q=["eins", "zwei"])
+    assert one.libretranslate_answer(["one"]) == "one"
+    assert listed.libretranslate_answer(["one", "two"]) == ["one", "two"]
+    assert TranslateRequest(text="eins").libretranslate_answer(["one"]) is None
+    others = [["won", "on"], ["too"]]
+    assert TranslateRequest(q="eins", alternatives=2).alternatives_answer(others[:1]) == others[0]
+    assert TranslateRequest(texts=["a", "b"], alternatives=2).alternatives_answer(others) == others
+    assert TranslateRequest(q="eins").alternatives_answer(others[:1]) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({}, "give exactly one of 'text', 'texts' or 'q'"),
+        ({"text": "a", "q": "b"}, "(got text, q)"),
+        ({"q": []}, "'q' must not be an empty list"),
+        ({"texts": []}, "at least 1 item"),
+        ({"text": "a", "alternatives": 8}, "less than or equal to 7"),
+    ],
+)
+def test_malformed_requests_say_why(body: dict[str, object], reason: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        TranslateRequest.model_validate(body)
+
+
+def test_text_problems_name_the_character() -> None:
+    assert text_problem("Ein Hund läuft. 🐕 Собака\tbellt.\r\n") is None
+    assert text_problem("a\x00b") == "contains the control character U+0000"
+    assert text_problem("a\x1bb") == "contains the control character U+001B"
+    assert "unpaired surrogate U+D800" in (text_problem("a\ud800") or "")
