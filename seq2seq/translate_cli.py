@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from itertools import islice
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -20,17 +20,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="checkpoint file (.pt)")
     parser.add_argument("--input", help="source file, one sentence a line (default: stdin)")
     parser.add_argument("--output", help="where translations go (default: stdout)")
+    add_decoding_arguments(
+        parser, precision_help="fp32 as trained, bf16, or int8 (CPU: about twice as fast)"
+    )
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser, *, precision_help: str) -> None:
+    """How to translate, shared by `seq2seq translate` and `seq2seq evaluate`."""
     parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
+    parser.add_argument(
+        "--length-penalty",
+        type=float,
+        default=1.0,
+        help="beam scores are log-prob / length ** this (0: no normalisation)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--length-penalty", type=float, default=1.0)
     parser.add_argument("--max-length", type=int, default=256, help="output subwords at most")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="fp32 as trained, bf16, or int8 (CPU: about twice as fast, same BLEU here)",
-    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision_help)
     parser.add_argument(
         "--no-split",
         dest="split_sentences",
@@ -39,12 +46,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Translate line by line; interactive input is answered one line at a time."""
-    if args.beam_size < 1 or args.batch_size < 1:
-        raise ValueError("--beam-size and --batch-size must be at least 1")
+def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `Translator.translate` options of `add_decoding_arguments`, checked (ValueError)."""
+    if min(args.beam_size, args.batch_size, args.max_length) < 1:
+        raise ValueError("--beam-size, --batch-size and --max-length must be at least 1")
     if args.length_penalty < 0:
         raise ValueError(f"--length-penalty must be 0 or more, got {args.length_penalty}")
+    return {
+        "beam_size": args.beam_size,
+        "batch_size": args.batch_size,
+        "length_penalty": args.length_penalty,
+        "max_length": args.max_length,
+        "split_sentences": args.split_sentences,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Translate line by line; interactive input is answered one line at a time."""
+    options = decoding_options(args)
     translator = Translator.load(args.model, device=args.device, precision=args.precision)
     with ExitStack() as stack:
         source = (
@@ -58,15 +77,7 @@ def run(args: argparse.Namespace) -> int:
         chunk = 1 if source.isatty() else 8 * args.batch_size
         progress = tqdm(unit="sent", disable=not sys.stderr.isatty() or source.isatty())
         for lines in _chunks(source, chunk):
-            outputs = translator.translate(
-                lines,
-                beam_size=args.beam_size,
-                batch_size=args.batch_size,
-                length_penalty=args.length_penalty,
-                max_length=args.max_length,
-                split_sentences=args.split_sentences,
-            )
-            target.writelines(f"{line}\n" for line in outputs)
+            target.writelines(f"{line}\n" for line in translator.translate(lines, **options))
             target.flush()
             progress.update(len(lines))
         progress.close()

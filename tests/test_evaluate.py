@@ -106,6 +106,8 @@ def test_search_options_and_precision_reach_the_translator(
         "4",
         "--length-penalty",
         str(length_penalty),
+        "--max-length",
+        "6",
         "--precision",
         precision,
         "--json",
@@ -115,8 +117,11 @@ def test_search_options_and_precision_reach_the_translator(
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["length_penalty"], result["precision"]) == (length_penalty, precision)
+    assert result["max_length"] == 6
     translator = Translator.load(tiny_checkpoint_path, device="cpu", precision=precision)
-    expected = translator.translate(sources, beam_size=4, length_penalty=length_penalty)
+    expected = translator.translate(
+        sources, beam_size=4, length_penalty=length_penalty, max_length=6
+    )
     assert hyp.read_text(encoding="utf-8").splitlines() == expected
 
 
@@ -130,6 +135,10 @@ def test_search_options_and_precision_reach_the_translator(
         (
             ["--model", "m.pt", "--src", "s", "--ref", "r", "--length-penalty", "-1"],
             "--length-penalty must be 0 or more",
+        ),
+        (
+            ["--model", "m.pt", "--src", "s", "--ref", "r", "--max-length", "0"],
+            "--max-length must be at least 1",
         ),
     ],
 )

@@ -64,7 +64,8 @@ def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--model", "missing.pt"], "missing.pt: no such checkpoint file"),
-        (["--model", "{model}", "--beam-size", "0"], "--beam-size and --batch-size"),
+        (["--model", "{model}", "--beam-size", "0"], "--batch-size and --max-length must be"),
+        (["--model", "{model}", "--max-length", "0"], "--max-length must be at least 1"),
         (["--model", "{model}", "--input", "absent.txt"], "No such file or directory"),
         (["--model", "{model}", "--length-penalty", "-0.5"], "--length-penalty must be 0 or more"),
     ],

@@ -18,7 +18,7 @@ from typing import Any
 
 from seq2seq import Translator
 from seq2seq.cli import UsageError
-from seq2seq.precision import PRECISIONS
+from seq2seq.translate_cli import add_decoding_arguments, decoding_options
 from training.config import DataConfig
 from training.data import parallel_files, read_lines
 from training.metrics import corpus_scores
@@ -44,26 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", action="append", help="split of --data (repeatable)")
     parser.add_argument("--src-lang", help="source language of --data (default: the model's)")
     parser.add_argument("--tgt-lang", help="target language of --data (default: the model's)")
-    parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
-    parser.add_argument(
-        "--length-penalty",
-        type=float,
-        default=1.0,
-        help="beam scores are log-prob / length ** this (0: no normalisation)",
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="fp32 as trained, bf16, or int8 (CPU only): score the model as it will be served",
-    )
-    parser.add_argument(
-        "--no-split",
-        dest="split_sentences",
-        action="store_false",
-        help="translate each line whole instead of sentence by sentence",
+    add_decoding_arguments(
+        parser,
+        precision_help="fp32 as trained, bf16, or int8 (CPU only): score the model as it will "
+        "be served",
     )
     parser.add_argument("--hyp-out", help="write translations here ('{split}' is replaced)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
@@ -101,10 +85,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--ref is required unless --data and --split are given")
     if args.model and not args.data and not args.src:
         raise UsageError("--model needs --src and --ref, or --data and --split")
-    if args.beam_size < 1 or args.batch_size < 1:
-        raise UsageError("--beam-size and --batch-size must be at least 1")
-    if args.length_penalty < 0:
-        raise UsageError(f"--length-penalty must be 0 or more, got {args.length_penalty}")
+    decoding_options(args)  # checks them
     if args.hyp_out and args.split and len(args.split) > 1 and "{split}" not in args.hyp_out:
         raise UsageError("with several --split, --hyp-out must contain '{split}'")
 
@@ -155,13 +136,7 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     hypotheses = job.hypotheses
     if hypotheses is None:
         assert translator is not None and job.sources is not None
-        hypotheses = translator.translate(
-            job.sources,
-            beam_size=args.beam_size,
-            batch_size=args.batch_size,
-            length_penalty=args.length_penalty,
-            split_sentences=args.split_sentences,
-        )
+        hypotheses = translator.translate(job.sources, **decoding_options(args))
         if args.hyp_out:
             out = Path(args.hyp_out.replace("{split}", job.name))
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +144,7 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     result = {"set": job.name, **corpus_scores(hypotheses, job.references)}
     if translator is not None:
         result["beam_size"], result["length_penalty"] = args.beam_size, args.length_penalty
+        result["max_length"] = args.max_length
         result["precision"] = args.precision
         result["split_sentences"] = args.split_sentences
     return result
