@@ -22,6 +22,24 @@ def test_stdin_to_stdout(
     assert capsys.readouterr().out.splitlines() == expected
 
 
+def test_n_best_lists_rank_the_beams_translations_of_each_line(
+    tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
+    model = ["--model", str(tiny_checkpoint_path), "--beam-size", "4", "--batch-size", "2"]
+    assert main(["translate", *model, "--n-best", "3"]) == 0
+    entries = [line.split(" ||| ") for line in capsys.readouterr().out.splitlines()]
+    assert [number for number, _, _ in entries] == ["0"] * 3 + ["1"] + ["2"] * 3
+    assert entries[3] == ["1", "", "0.0000"]  # an empty line still gets its entry
+    translator = Translator.load(tiny_checkpoint_path, device="cpu")
+    best = translator.translate(LINES, beam_size=4, split_sentences=False)
+    for number in (0, 2):
+        ranked = [entry for entry in entries if entry[0] == str(number)]
+        assert ranked[0][1] == best[number]
+        scores = [float(score) for _, _, score in ranked]
+        assert scores == sorted(scores, reverse=True) and scores[0] < 0.0
+
+
 def test_int8_precision(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,6 +86,7 @@ def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
         (["--model", "{model}", "--max-length", "0"], "--max-length must be at least 1"),
         (["--model", "{model}", "--input", "absent.txt"], "No such file or directory"),
         (["--model", "{model}", "--length-penalty", "-0.5"], "--length-penalty must be 0 or more"),
+        (["--model", "{model}", "--n-best", "6"], "--n-best must be between 0 and --beam-size (5)"),
     ],
 )
 def test_errors_are_one_line_with_status_2(
