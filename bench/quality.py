@@ -3,7 +3,9 @@
 `python -m bench.quality --minutes 20` trains `training/configs/multi30k_de_en.yaml` for that
 many wall-clock minutes (two single-threaded DDP processes on a 2-core machine by default),
 then reports BLEU and chrF (sacrebleu 13a, cased) on val and the three test sets, greedy and
-beam 5, in the "Translation quality (Multi30k de->en)" section of BENCHMARKS.md.
+beam 5, in the "Translation quality (Multi30k de->en)" section of BENCHMARKS.md. On a machine
+with a GPU the preset's `train.device: auto` trains and scores there (`--processes 1`, and
+e.g. `--train.precision=bf16`; `bench/gpu_run.sh` does so for the full preset).
 While it runs, /tmp/seq2seq-quiet exists so that other heavy jobs can wait.
 """
 
@@ -146,9 +148,9 @@ def training_facts(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def score_splits(model: Path, splits: list[str]) -> list[dict[str, Any]]:
+def score_splits(model: Path, splits: list[str], device: str = "cpu") -> list[dict[str, Any]]:
     """BLEU/chrF of greedy and beam-5 translations of every split."""
-    translator = Translator.load(model, device="cpu")
+    translator = Translator.load(model, device=device)
     config = load_config(PRESET).data
     rows = []
     for split in splits:
@@ -184,7 +186,7 @@ def score_average(
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Average the last --average checkpoints and score the result like best.pt."""
     steps = average_run(run_dir, args.average)
-    return steps, score_splits(run_dir / "averaged.pt", args.splits)
+    return steps, score_splits(run_dir / "averaged.pt", args.splits, args.device)
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
@@ -229,7 +231,8 @@ def report(
         f"Preset `{Path(args.config).name}` ({' '.join(args.overrides) or 'no overrides'}): "
         f"embedding {model.embedding_size}, hidden {model.hidden_size}, {model.num_layers} "
         f"layers, vocab {config.tokenizer.vocab_size} per language, reversed source, no attention.",
-        f"Training: {args.processes} process(es) x 1 thread, budget {args.minutes:g} min; "
+        f"Training: {hardware(args.processes, config.train.device, config.train.precision)}, "
+        f"budget {args.minutes:g} min; "
         f"stopped by {facts['stopped']} after {facts['steps']} steps "
         f"(epoch {facts['epochs']}), {facts['elapsed_s'] / 60:.1f} min in the loop"
         + (f", {wall / 60:.1f} min wall with data and tokenizer preparation" if wall else "")
@@ -254,8 +257,16 @@ def report(
     return "\n".join(lines)
 
 
+def hardware(processes: int, device: str, precision: str) -> str:
+    """Where training ran: CPU processes and threads, or the GPU and its precision."""
+    if device != "cpu" and torch.cuda.is_available():
+        return f"{processes} process(es) on {torch.cuda.get_device_name(0)}, {precision}"
+    return f"{processes} process(es) x 1 thread"
+
+
 def main() -> int:
     args = parse_args()
+    args.device = load_config(args.config, args.overrides).train.device
     if not (default_data_dir() / "train.de.gz").exists():
         print(f"Multi30k not found at {default_data_dir()} (set SEQ2SEQ_DATA)", file=sys.stderr)
         return 2
@@ -263,7 +274,7 @@ def main() -> int:
     try:
         wall = None if args.skip_training else train(args)
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-        rows = score_splits(Path(args.run_dir) / "best.pt", args.splits)
+        rows = score_splits(Path(args.run_dir) / "best.pt", args.splits, args.device)
         averaged = score_average(Path(args.run_dir), args) if args.average else None
     finally:
         QUIET.unlink(missing_ok=True)

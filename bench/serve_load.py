@@ -174,7 +174,7 @@ def model_batching_gain(args: argparse.Namespace, texts: list[str]) -> tuple[flo
     from seq2seq import Translator
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    translator = Translator.load(args.model, "cpu")
+    translator = Translator.load(args.model, args.device)
     sources = translator.encode(texts[:320])
     per_sentence = []
     for size, count in ((1, 64), (32, 320)):
@@ -245,6 +245,9 @@ def parse_args() -> argparse.Namespace:
         help="server torch threads (0: torch's default, one per core)",
     )
     parser.add_argument("--max-wait-ms", type=float, default=10, help="batch fill wait")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where the server decodes"
+    )
     parser.add_argument(
         "--variant",
         choices=list(VARIANTS),

@@ -44,7 +44,8 @@ def report(
     threads = args.threads or "default"
     text = (
         f"Model `{args.model}`, beam size {args.beam_size}, one {source} sentence per "
-        f"request over loopback ({CLIENTS[args.client]}), server on CPU with {threads} torch "
+        f"request over loopback ({CLIENTS[args.client]}), server on {args.device.upper()} "
+        f"with {threads} torch "
         f"thread(s) per decoding process unless the variant's name says otherwise, max wait "
         f"{args.max_wait_ms} ms; each phase is capped at "
         f"{args.max_seconds:.0f} s{WRK_NOTE if args.client == 'wrk' else ''}."

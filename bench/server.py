@@ -53,7 +53,7 @@ class Server:
         settings = {
             "--model": args.model,
             "--port": str(self.port),
-            "--device": "cpu",
+            "--device": getattr(args, "device", "cpu"),
             "--beam-size": str(args.beam_size),
             "--threads": str(args.threads),
             "--max-batch-size": str(max_batch_size),
