@@ -21,6 +21,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH="/tmp/site:$PWD" SEQ2SEQ_DATA="$PWD/.data/multi30k" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__)"
+python3 -c "import datasets, fastapi, pydantic_settings, sacrebleu, sentencepiece, sentencex, uvicorn"
 
 status=0
 python3 -m bench.quality --config training/configs/multi30k_de_en_full.yaml \
