@@ -230,7 +230,8 @@ def report(
     lines = [
         f"Preset `{Path(args.config).name}` ({' '.join(args.overrides) or 'no overrides'}): "
         f"embedding {model.embedding_size}, hidden {model.hidden_size}, {model.num_layers} "
-        f"layers, vocab {config.tokenizer.vocab_size} per language, reversed source, no attention.",
+        f"layer{'s' if model.num_layers > 1 else ''} a side, vocab "
+        f"{config.tokenizer.vocab_size} per language, reversed source, no attention.",
         f"Training: {hardware(args.processes, config.train.device, config.train.precision)}, "
         f"budget {args.minutes:g} min; "
         f"stopped by {facts['stopped']} after {facts['steps']} steps "
