@@ -66,3 +66,13 @@ def test_page_translates_in_a_real_browser(
     wait.until(lambda d: d.find_element(By.ID, "result").text.strip())
     assert driver.find_element(By.ID, "result").text.split("\n") == expected
     assert "sentence(s)" in driver.find_element(By.ID, "status").text
+    assert not driver.find_element(By.ID, "others-box").is_displayed()
+
+    alternatives = driver.find_element(By.ID, "alternatives")
+    alternatives.clear()
+    alternatives.send_keys("2")
+    driver.find_element(By.ID, "translate").click()
+    wait.until(lambda d: d.find_element(By.ID, "others-box").is_displayed())
+    items = [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#others li")]
+    assert [item.split(" → ")[0] for item in items] == ["zwei drei", "neun"]
+    assert all(len(item.split(" → ")[1]) > 0 for item in items)

@@ -33,22 +33,35 @@ async function translate() {
   const headers = { "content-type": "application/json" };
   if ($("api-key").value) headers["x-api-key"] = $("api-key").value;
   const beam = Number($("beam").value) || 1;
+  const alternatives = Number($("alternatives").value) || 0;
   $("translate").disabled = true;
   setStatus("Translating…", false);
   try {
     const response = await fetch("/translate", {
-      method: "POST", headers, body: JSON.stringify({ texts: lines, beam_size: beam }),
+      method: "POST", headers,
+      body: JSON.stringify({ texts: lines, beam_size: beam, alternatives }),
     });
     const body = await response.json().catch(() => null);
     if (response.status === 401 || response.status === 403) $("key-label").hidden = false;
     if (!response.ok) throw new Error(reasonOf(body, response.status));
     $("result").textContent = body.translations.join("\n");
+    showOthers(lines, body.alternatives || []);
     setStatus(`${lines.length} sentence(s) in ${body.time_ms} ms, beam ${body.beam_size}.`, false);
   } catch (error) {
     setStatus(`Error: ${error.message}`, true);
   } finally {
     $("translate").disabled = false;
   }
+}
+
+function showOthers(lines, alternatives) {
+  const list = $("others");
+  list.replaceChildren(...alternatives.map((others, index) => {
+    const item = document.createElement("li");
+    item.textContent = `${lines[index]} → ${others.join(" · ") || "(none)"}`;
+    return item;
+  }));
+  $("others-box").hidden = alternatives.length === 0;
 }
 
 function setStatus(text, isError) {
