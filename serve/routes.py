@@ -159,8 +159,8 @@ async def _candidates(
     tokens = sum(len(ids) for ids in sources)
     outputs = await _translate(request, sources, tokens=tokens, beam_size=beam_size, n_best=n_best)
     by_rank = [segmented.join(outputs[rank::n_best]) for rank in range(n_best)]  # [n, texts]
-    joined = [fragments.join(escape(texts) if html else texts) for texts in by_rank]
-    return [list(ranked) for ranked in zip(*joined, strict=True)]  # [texts, n]
+    joined = [fragments.join(escape(ranked) if html else ranked) for ranked in by_rank]
+    return [list(per_text) for per_text in zip(*joined, strict=True)]  # [texts, n]
 
 
 def _others(ranked: list[str], limit: int) -> list[str]:
