@@ -58,6 +58,11 @@ class Job:
     number: int = -1
     outputs: dict[int, list[int]] = field(default_factory=dict)
 
+    @property
+    def answers(self) -> int:
+        """Strings this job gets: `n_best` per item."""
+        return len(self.items) * self.options[1]
+
     def answer(self, result: list[str] | BaseException) -> None:
         """Resolve the future from any thread (ignored when the caller has gone)."""
         self.loop.call_soon_threadsafe(settle, self.future, result)
@@ -244,9 +249,8 @@ class ContinuousBatcher:
         self._report(BatchStats(len(items), tokens, time.perf_counter() - started, len(items)))
         position = 0
         for job in jobs:
-            answers = len(job.items) * job.options[1]
-            job.answer(outputs[position : position + answers])
-            position += answers
+            job.answer(outputs[position : position + job.answers])
+            position += job.answers
 
     def _join(self, jobs: list[Job], encoded: Encoded[Key]) -> None:
         for job in jobs:
