@@ -24,7 +24,7 @@ from torch import Tensor
 from bench import ceiling, data, plain, report
 from bench.reference_model import find_model
 from bench.timing import median, peak_rss_mb, table, wait_for_quiet
-from seq2seq import Translator
+from seq2seq import SearchOptions, Translator
 from seq2seq.model import State
 from seq2seq.precision import Precision, cpu_bf16_autocast_works
 from seq2seq.search import max_lengths
@@ -81,7 +81,7 @@ def library_case(
 ) -> Case:
     """Translator.translate on the source texts of `pairs` with this beam and batch size."""
     texts, references = pairs
-    run = lambda: translator.translate(texts, beam_size=beam, batch_size=batch)  # noqa: E731
+    run = lambda: translator.translate(texts, SearchOptions(beam_size=beam), batch_size=batch)  # noqa: E731
     name = f"Translator, {'greedy' if beam == 1 else f'beam {beam}'}, batch {batch}"
     return Case(name, run, texts, references, translator.precision)
 
@@ -131,7 +131,7 @@ def timed(case: Case, translator: Translator, *, first: bool) -> float:
 def measure(cases: list[Case], translators: dict[str, Translator], repeats: int) -> None:
     """A short warm-up of every precision, then `repeats` interleaved timed runs of each case."""
     for translator in translators.values():
-        translator.translate(cases[0].texts[:8], beam_size=5)
+        translator.translate(cases[0].texts[:8], SearchOptions(beam_size=5))
     for index in range(repeats):
         for case in cases:
             translator = translators[case.precision]

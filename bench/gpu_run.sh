@@ -31,7 +31,7 @@ python3 -m bench.quality --config training/configs/multi30k_de_en_full.yaml \
 if [ -f runs/gpu/best.pt ]; then
     python3 -m bench.serve_load --model runs/gpu/best.pt --device cuda --threads 0 \
         --concurrency 1 32 64 --requests 2000 --rss-requests 4000 --max-seconds 30 \
-        --compare 'continuous, thread' --client httpx --wait-minutes 0 \
+        --compare 'process' --client httpx --wait-minutes 0 \
         --section 'Serving load, GPU' 2>&1 | tee "$out/serve.log" || status=1
 fi
 cp BENCHMARKS.md "$out/"

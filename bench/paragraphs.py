@@ -12,10 +12,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from bench.report import write_section
-from seq2seq import Translator
+from seq2seq import SearchOptions, Translator
 from training.config import default_data_dir
 from training.data import read_lines
 from training.metrics import corpus_scores
@@ -41,10 +40,13 @@ def grouped(lines: list[str], size: int) -> list[str]:
     return [" ".join(lines[start : start + size]) for start in range(0, len(lines), size)]
 
 
-def score(translator: Translator, sources: list[str], refs: list[str], **how: Any) -> str:
-    """'BLEU / chrF (seconds)' of translating `sources`."""
+def score(
+    translator: Translator, sources: list[str], refs: list[str], *, beam_size: int, split: bool
+) -> str:
+    """'BLEU / chrF (seconds)' of translating `sources`, sentence by sentence or whole."""
     started = time.monotonic()
-    hypotheses = translator.translate(sources, batch_size=64, **how)
+    options = SearchOptions(beam_size=beam_size)
+    hypotheses = translator.translate(sources, options, split_sentences=split, batch_size=64)
     scores = corpus_scores(hypotheses, refs)
     return f"{scores['bleu']:.2f} / {scores['chrf']:.2f} ({time.monotonic() - started:.0f} s)"
 
@@ -68,8 +70,8 @@ def main() -> None:
     ]
     for size in args.group:
         texts, refs = grouped(sources, size), grouped(references, size)
-        split = score(translator, texts, refs, beam_size=args.beam_size)
-        whole = score(translator, texts, refs, beam_size=args.beam_size, split_sentences=False)
+        split = score(translator, texts, refs, beam_size=args.beam_size, split=True)
+        whole = score(translator, texts, refs, beam_size=args.beam_size, split=False)
         lines.append(f"| {size} | {len(texts)} | {split} | {whole} |")
         print(lines[-1], flush=True)
     body = "\n".join(lines)

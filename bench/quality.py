@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from bench.report import write_section
-from seq2seq import Translator, save_checkpoint
+from seq2seq import SearchOptions, Translator, save_checkpoint
 from training.average import average_checkpoints
 from training.config import REPO, default_data_dir, load_config
 from training.data import parallel_files, read_lines
@@ -159,7 +159,7 @@ def score_splits(model: Path, splits: list[str], device: str = "cpu") -> list[di
         row: dict[str, Any] = {"split": split}
         for beam in (1, 5):
             started = time.monotonic()
-            hypotheses = translator.translate(sources, beam_size=beam, batch_size=64)
+            hypotheses = translator.translate(sources, SearchOptions(beam_size=beam), batch_size=64)
             row[f"beam{beam}"] = {
                 **corpus_scores(hypotheses, references),
                 "seconds": round(time.monotonic() - started, 1),

@@ -4,8 +4,8 @@ Starts the server as a subprocess, sends one-sentence requests (Multi30k test se
 present, else synthetic ones) at several concurrencies with wrk, or httpx when wrk is not
 installed (`bench.load`), then repeats concurrency 32 against the same server with batching
 off (max batch 1) for the speed-up from micro-batching and against the other server variants
-(`--variant`: static or continuous batching, on threads of the server process or in one or
-two child processes, with twice the threads, or with int8 weights; the one chosen is measured
+(`--variant`: batching on a thread of the server process or in one or two inference
+processes, with twice the threads, or with int8 weights; the one chosen is measured
 throughout, the others (`--compare`) at concurrency 32 only), checks resident memory (server
 and children) over a long run, and times the model alone at batch 1 and 32 for the most
 static batching could gain. Every
@@ -45,14 +45,12 @@ SYNTHETIC_WORDS = "ein der die mann frau hund kind läuft spielt auf im park mit
 """Words of the synthetic sentences used when Multi30k is absent."""
 SENTENCES = default_data_dir()
 VARIANTS: dict[str, dict[str, str]] = {
-    "static, thread": {"--batching": "static"},
-    "continuous, thread": {"--batching": "continuous"},
-    "static, process": {"--batching": "static", "--inference": "process"},
-    "continuous, process": {"--batching": "continuous", "--inference": "process"},
-    "static, 2 processes": {"--batching": "static", "--inference": "process", "--workers": "2"},
-    "static, thread, 2 threads": {"--batching": "static", "--threads": "2"},
-    "static, thread, int8": {"--batching": "static", "--precision": "int8"},
-    "static, thread, int8, max batch 1": {"--precision": "int8", "--max-batch-size": "1"},
+    "thread": {},
+    "process": {"--inference": "process"},
+    "2 processes": {"--inference": "process", "--workers": "2"},
+    "thread, 2 threads": {"--threads": "2"},
+    "thread, int8": {"--precision": "int8"},
+    "thread, int8, max batch 1": {"--precision": "int8", "--max-batch-size": "1"},
 }
 """Server variants: their `seq2seq serve` options (each process has --threads threads unless
 the variant says otherwise)."""
@@ -171,7 +169,7 @@ def model_batching_gain(args: argparse.Namespace, texts: list[str]) -> tuple[flo
     with the server's thread count: the most any server can gain from batching this model."""
     import torch
 
-    from seq2seq import Translator
+    from seq2seq import SearchOptions, Translator
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     translator = Translator.load(args.model, args.device)
@@ -179,10 +177,12 @@ def model_batching_gain(args: argparse.Namespace, texts: list[str]) -> tuple[flo
     per_sentence = []
     for size, count in ((1, 64), (32, 320)):
         chunks = [sources[i : i + size] for i in range(0, count, size)]
-        translator.translate_ids(chunks[0], beam_size=args.beam_size)  # warm-up
+        translator.translate_ids(chunks[0], SearchOptions(beam_size=args.beam_size))  # warm-up
         started = time.perf_counter()
         for chunk in chunks:
-            translator.translate_ids(chunk, beam_size=args.beam_size, batch_size=size)
+            translator.translate_ids(
+                chunk, SearchOptions(beam_size=args.beam_size), batch_size=size
+            )
         per_sentence.append((time.perf_counter() - started) / count * 1000)
     return per_sentence[0], per_sentence[1]
 
@@ -251,9 +251,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--variant",
         choices=list(VARIANTS),
-        default="static, thread",
+        default="thread",
         help="the server in every phase (the others only at concurrency 32): "
-        "static or continuous batching, decoding on threads of the server "
+        "batching and decoding on a thread of the server "
         "process or in child processes",
     )
     parser.add_argument(

@@ -5,12 +5,12 @@ text into text with `Translator.load(path).translate(texts)`.
 """
 
 from seq2seq.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from seq2seq.codec import TextCodec
+from seq2seq.codec import Prepared, TextCodec
 from seq2seq.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ModelConfig, ModelSizes
 from seq2seq.model import Seq2Seq
-from seq2seq.search import Hypothesis, beam_search, greedy_search
+from seq2seq.search import Hypothesis, SearchOptions, beam_search, greedy_search
 from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
-from seq2seq.translator import SearchOptions, Translator
+from seq2seq.translator import Translator
 
 __all__ = [
     "BOS_ID",
@@ -22,6 +22,7 @@ __all__ = [
     "Hypothesis",
     "ModelConfig",
     "ModelSizes",
+    "Prepared",
     "SearchOptions",
     "Seq2Seq",
     "TextCodec",

@@ -54,6 +54,28 @@ class Checkpoint:
         return model.eval()
 
 
+def check_shapes(config: ModelConfig, model_state: dict[str, Tensor]) -> None:
+    """Raise `ValueError` naming the first tensor that `config`'s model lacks, does not expect or
+    has in another shape. Reads shapes only, never the weights."""
+    wanted = {name: tuple(t.shape) for name, t in empty_model(config).state_dict().items()}
+    for name, tensor in model_state.items():
+        if name not in wanted:
+            raise ValueError(f"weights {name} are not part of the model its config describes")
+        if tuple(tensor.shape) != wanted[name]:
+            raise ValueError(
+                f"weights {name} have shape {list(tensor.shape)}, its config needs "
+                f"{list(wanted[name])}"
+            )
+    if missing := sorted(set(wanted) - set(model_state)):
+        raise ValueError(f"weights {missing[0]} are missing ({len(missing)} tensors in all)")
+
+
+def empty_model(config: ModelConfig) -> Seq2Seq:
+    """The model `config` describes, without memory for its weights (on the meta device)."""
+    with torch.device("meta"):
+        return Seq2Seq(config)
+
+
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> None:
     """Write atomically: a temporary file in the same directory, fsync, then rename."""
     path = Path(path)
@@ -91,6 +113,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, weights: bool = True) -> Ch
     payload = _read(Path(path), mmap=not weights)
     try:
         checkpoint = _parse(payload)
+        check_shapes(checkpoint.config, checkpoint.model_state)
         if not weights:
             checkpoint.model_state, checkpoint.training_state = {}, {}
             return checkpoint

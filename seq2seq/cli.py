@@ -1,4 +1,5 @@
-"""The `seq2seq` command: a thin dispatcher to `train`, `evaluate`, `average`, `translate`, `serve`.
+"""The `seq2seq` command: a thin dispatcher to `train`, `train-models`, `evaluate`, `average`,
+`translate` and `serve`.
 
 Each subcommand lives in a module with `add_arguments(parser)` and `run(args) -> int`; it is
 imported only when called, so `seq2seq translate` never pays for the server's imports.
@@ -13,17 +14,16 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from seq2seq.arguments import UsageError
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train a model from a YAML config"),
     "evaluate": ("training.evaluate", "score a model (BLEU, chrF) on a test set"),
     "average": ("training.average", "average the weights of checkpoints of one run"),
+    "train-models": ("training.models", "train every preset whose model file is missing"),
     "translate": ("seq2seq.translate_cli", "translate lines from stdin or a file"),
-    "serve": ("serve.app", "run the HTTP translation server"),
+    "serve": ("serve.cli", "run the HTTP translation server"),
 }
-
-
-class UsageError(Exception):
-    """A user mistake reported as one line, exit status 2."""
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -7,7 +7,7 @@ rows of sentences that have finished are dropped so they stop costing compute.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +15,39 @@ from torch import Tensor
 
 from seq2seq.config import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.model import Seq2Seq, State
+
+StopFn = Callable[[], bool]
+"""Asked before every decoder step: True ends the search early (its caller has gone)."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to decode: beam width, hypotheses kept, length normalisation, output length limit."""
+
+    beam_size: int = 5
+    """Hypotheses extended at every step; 1 is greedy search."""
+    n_best: int = 1
+    """Hypotheses returned per sentence, best first (at most `beam_size`)."""
+    length_penalty: float = 1.0
+    """Beam scores are log-prob / length ** this (0: no normalisation)."""
+    max_length_a: float = 1.5
+    """Output limit per sentence: ceil(a * source length + b) subwords ..."""
+    max_length_b: int = 10
+    """... (see `max_length_a`) ..."""
+    max_length: int = 256
+    """... and never more than this."""
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+        if not 1 <= self.n_best <= self.beam_size:
+            raise ValueError(
+                f"n_best must be in [1, beam_size={self.beam_size}], got {self.n_best}"
+            )
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {self.max_length}")
+        if self.length_penalty < 0:
+            raise ValueError(f"length_penalty must be 0 or more, got {self.length_penalty}")
 
 
 @dataclass(frozen=True)
@@ -50,9 +83,10 @@ def _repeat(state: State, times: int) -> State:
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor
+    model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor, stop: StopFn | None = None
 ) -> list[list[int]]:
-    """Most likely next token at every step; src [B, S], max_len [B] -> ids per sentence."""
+    """Most likely next token at every step; src [B, S], max_len [B] -> ids per sentence.
+    `stop` returning True ends every sentence where it is."""
     batch, device = src.size(0), src.device
     state = model.encode(src, src_len)  # [L, B, H] each
     steps = int(max_len.max())
@@ -61,6 +95,8 @@ def greedy_search(
     rows = torch.arange(batch, device=device)  # [b] sentence of each live row
     limits = max_len.to(device)  # [b]
     for step in range(steps):
+        if stop is not None and stop():
+            break
         logits, state = model.decode_step(tokens, state)  # [b, V]
         tokens = logits.argmax(dim=-1)  # [b]
         output[rows, step] = tokens
@@ -110,17 +146,21 @@ def beam_search(
     beam_size: int = 5,
     length_penalty: float = 1.0,
     n_best: int = 1,
+    stop: StopFn | None = None,
 ) -> list[list[Hypothesis]]:
     """The `n_best` best of `beam_size` hypotheses per sentence, best first.
 
     A sentence is done once `beam_size` hypotheses have ended (by EOS or at its `max_len`).
     Scores are log-prob / length ** `length_penalty`; beam size 1 is exactly greedy search.
+    `stop` returning True ends the search: sentences not done get what has ended so far.
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
     beams = _start(model, src, src_len, max_len, beam_size)
     finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     for step in range(int(max_len.max())):
+        if stop is not None and stop():
+            break
         logits, beams.state = model.decode_step(beams.tokens, beams.state)  # [b*K, V]
         if step == 0:  # one row per sentence so far: all its beams are the same BOS
             logits = logits.repeat_interleave(beam_size, dim=0)  # [B*K, V]

@@ -18,6 +18,9 @@ from sentencex import segment
 LINE_BREAKS = re.compile(r"(\s*\n\s*)")
 """A line break with the whitespace around it, kept as a separator."""
 
+WORD = re.compile(r"\w")
+"""A letter or digit: what makes a piece of text worth translating."""
+
 FALLBACK_LANGUAGE = "en"
 """Sentence rules used when the model does not name its source language."""
 
@@ -35,8 +38,14 @@ class Segmented:
 
     @classmethod
     def whole(cls, texts: Sequence[str]) -> Segmented:
-        """Every text as one sentence (no cutting)."""
-        return cls(sentences=list(texts), layout=[[number] for number in range(len(texts))])
+        """Every text as one sentence (no cutting); one without a letter or digit is kept as
+        written (outer whitespace dropped), as `split_sentences` keeps it."""
+        sentences: list[str] = []
+        layout: list[list[int | str]] = []
+        for text in texts:
+            layout.append([len(sentences)] if WORD.search(text) else [text.strip()])
+            sentences += [text] if WORD.search(text) else []
+        return cls(sentences=sentences, layout=layout)
 
     def join(self, translations: Sequence[str]) -> list[str]:
         """One text per input text, from the translations of `sentences` (same order)."""
@@ -53,22 +62,21 @@ class Segmented:
 def split_sentences(texts: Sequence[str], lang: str | None) -> Segmented:
     """Cut `texts` at line breaks and sentence ends (rules of language `lang`).
 
-    A text without any words (empty or whitespace) becomes one empty sentence, so that every
-    text is translated by the model as it would be whole.
+    A sentence is cut off only where whitespace follows its end ("1.5", "?!" and "z.B." stay
+    whole). Pieces without a letter or digit (punctuation, symbols, emoji) and empty texts
+    are not sentences: they are kept as written rather than given to the model, which would
+    make up a translation.
     """
     sentences: list[str] = []
     layout: list[list[int | str]] = []
     for text in texts:
         pieces: list[int | str] = []
         for piece in _pieces(text.strip(), lang or FALLBACK_LANGUAGE):
-            if piece.strip():
+            if WORD.search(piece):
                 pieces.append(len(sentences))
                 sentences.append(piece)
             else:
                 pieces.append(piece)
-        if not any(isinstance(piece, int) for piece in pieces):
-            pieces = [len(sentences)]
-            sentences.append("")
         layout.append(pieces)
     return Segmented(sentences=sentences, layout=layout)
 
@@ -82,5 +90,10 @@ def _pieces(text: str, lang: str) -> list[str]:
             continue
         for sentence in segment(lang, line):
             stripped = sentence.rstrip()
-            pieces += [stripped, sentence[len(stripped) :]]
+            if pieces and pieces[-1].strip() and not sentence[:1].isspace() and stripped:
+                pieces[-1] += stripped  # no whitespace before it: not a new sentence
+            else:
+                pieces.append(stripped)
+            if sentence[len(stripped) :]:
+                pieces.append(sentence[len(stripped) :])
     return [piece for piece in pieces if piece]

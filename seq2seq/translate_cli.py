@@ -11,11 +11,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from itertools import islice
-from typing import Any, TextIO
+from typing import TextIO
 
 from tqdm import tqdm
 
-from seq2seq.precision import PRECISIONS
+from seq2seq.arguments import UsageError, add_decoding_arguments, search_options
+from seq2seq.search import SearchOptions
 from seq2seq.translator import Translator
 
 
@@ -36,47 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser, *, precision_help: str) -> None:
-    """How to translate, shared by `seq2seq translate` and `seq2seq evaluate`."""
-    parser.add_argument("--beam-size", type=int, default=5, help="1 is greedy search")
-    parser.add_argument(
-        "--length-penalty",
-        type=float,
-        default=1.0,
-        help="beam scores are log-prob / length ** this (0: no normalisation)",
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--max-length", type=int, default=256, help="output subwords at most")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision_help)
-    parser.add_argument(
-        "--no-split",
-        dest="split_sentences",
-        action="store_false",
-        help="translate each line whole instead of sentence by sentence",
-    )
-
-
-def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The `Translator.translate` options of `add_decoding_arguments`, checked (ValueError)."""
-    if min(args.beam_size, args.batch_size, args.max_length) < 1:
-        raise ValueError("--beam-size, --batch-size and --max-length must be at least 1")
-    if args.length_penalty < 0:
-        raise ValueError(f"--length-penalty must be 0 or more, got {args.length_penalty}")
-    return {
-        "beam_size": args.beam_size,
-        "batch_size": args.batch_size,
-        "length_penalty": args.length_penalty,
-        "max_length": args.max_length,
-        "split_sentences": args.split_sentences,
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     """Translate line by line; interactive input is answered one line at a time."""
-    options = decoding_options(args)
     if not 0 <= args.n_best <= args.beam_size:
-        raise ValueError(f"--n-best must be between 0 and --beam-size ({args.beam_size})")
+        raise UsageError(f"--n-best must be between 0 and --beam-size ({args.beam_size})")
+    options = search_options(args, n_best=max(args.n_best, 1))
     translator = Translator.load(args.model, device=args.device, precision=args.precision)
     with _streams(args) as (source, target):
         chunk = 1 if source.isatty() else 8 * args.batch_size
@@ -84,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
         done = 0
         for lines in _chunks(source, chunk):
             if args.n_best:
-                target.writelines(_nbest_lines(translator, lines, done, args.n_best, options))
+                target.writelines(_nbest_lines(translator, lines, done, options, args.batch_size))
             else:
-                target.writelines(f"{line}\n" for line in translator.translate(lines, **options))
+                translations = translator.translate(
+                    lines, options, split_sentences=args.split_sentences, batch_size=args.batch_size
+                )
+                target.writelines(f"{line}\n" for line in translations)
             target.flush()
             progress.update(len(lines))
             done += len(lines)
@@ -107,15 +75,16 @@ def _streams(args: argparse.Namespace) -> Iterator[tuple[TextIO, TextIO]]:
 
 
 def _nbest_lines(
-    translator: Translator, lines: list[str], first: int, n_best: int, options: dict[str, Any]
+    translator: Translator, lines: list[str], first: int, options: SearchOptions, batch_size: int
 ) -> Iterator[str]:
-    """Moses n-best lines of `lines`, numbered from `first`; an empty line gets one empty entry."""
-    search = {key: value for key, value in options.items() if key != "split_sentences"}
-    ranked = translator.translate_nbest(lines, n_best=n_best, **search)
-    for number, hypotheses in enumerate(ranked, start=first):
-        texts = translator.decode([hypothesis.tokens for hypothesis in hypotheses])
-        scores = [hypothesis.score for hypothesis in hypotheses]
-        for text, score in zip(texts or [""], scores or [0.0], strict=True):
+    """Moses n-best lines of `lines` (each translated whole), numbered from `first`: as many
+    as the beam found, at most `options.n_best`; an empty line gets one empty entry."""
+    ranked = translator.search(translator.encode(lines), options, batch_size=batch_size)
+    for number, (hypotheses, texts) in enumerate(
+        zip(ranked, translator.decode_ranked(ranked), strict=True), start=first
+    ):
+        scores = [hypothesis.score for hypothesis in hypotheses] or [0.0]
+        for text, score in zip(texts, scores, strict=True):
             yield f"{number} ||| {text} ||| {score:.4f}\n"
 
 

@@ -1,24 +1,34 @@
 """`Translator`: text in, text out. The CLI, the evaluator and the server all translate through it.
 
-It is a `TextCodec` (tokenizers, languages, the over-long input policy) with a model.
+It is a `TextCodec` (tokenizers, languages, the text pipeline) with a model. How to search
+is one `SearchOptions`; how many sentences run together is `batch_size` and `batch_tokens`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
 from seq2seq.codec import TextCodec
-from seq2seq.continuous import GreedyStream
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
-from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths, pad_sources
+from seq2seq.search import (
+    Hypothesis,
+    SearchOptions,
+    StopFn,
+    beam_search,
+    greedy_search,
+    max_lengths,
+    pad_sources,
+)
 from seq2seq.tokenizer import TokenizerPair
+
+DEFAULT_SEARCH = SearchOptions()
+"""Beam 5, one translation per text."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -29,23 +39,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA GPU is available")
     return resolved
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """How to decode: beam width, length normalisation and the output length limit."""
-
-    beam_size: int = 5
-    length_penalty: float = 1.0
-    max_length_a: float = 1.5
-    max_length_b: int = 10
-    max_length: int = 256
-
-    def __post_init__(self) -> None:
-        if self.beam_size < 1:
-            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
-        if self.max_length < 1:
-            raise ValueError(f"max_length must be at least 1, got {self.max_length}")
 
 
 class Translator(TextCodec):
@@ -69,6 +62,7 @@ class Translator(TextCodec):
             tgt_lang=tgt_lang,
             metadata=metadata,
             max_input_tokens=max_input_tokens,
+            config=model.config,
         )
         self.device = resolve_device(device)
         check_precision(precision, self.device)
@@ -109,131 +103,109 @@ class Translator(TextCodec):
     def translate(
         self,
         texts: Sequence[str],
+        options: SearchOptions = DEFAULT_SEARCH,
         *,
-        beam_size: int = 5,
+        html: bool = False,
+        split_sentences: bool = True,
         batch_size: int = 128,
         batch_tokens: int = 6000,
-        split_sentences: bool = True,
-        **options: Any,
     ) -> list[str]:
-        """Translate `texts`, returned in input order; empty input gives an empty string.
+        """Translate `texts`, returned in input order; a text without words comes back as is.
 
         Each text is cut into sentences (at line breaks and sentence ends; `split_sentences`
-        False keeps it whole), and the translations are joined with the text's line breaks.
-        Sentences are sorted by length into batches of at most `batch_size` sentences and
-        `batch_tokens` padded source tokens (beams included). `options` are the other
-        `SearchOptions` fields (length_penalty, max_length_a, max_length_b, max_length).
+        False keeps it whole), and the translations are joined as the text was written;
+        `html` translates only the text between tags. Sentences are sorted by length into
+        batches of at most `batch_size` sentences and `batch_tokens` padded source tokens
+        (beams included).
         """
-        segmented = self.segment(texts, split=split_sentences)
-        translations = self.translate_ids(
-            self.encode(segmented.sentences),
-            beam_size=beam_size,
+        ranked = self.translate_ranked(
+            texts,
+            options,
+            html=html,
+            split_sentences=split_sentences,
             batch_size=batch_size,
             batch_tokens=batch_tokens,
-            **options,
         )
-        return segmented.join(translations)
+        return [candidates[0] for candidates in ranked]
+
+    def translate_ranked(
+        self,
+        texts: Sequence[str],
+        options: SearchOptions,
+        *,
+        html: bool = False,
+        split_sentences: bool = True,
+        batch_size: int = 128,
+        batch_tokens: int = 6000,
+    ) -> list[list[str]]:
+        """`translate`, with up to `options.n_best` translations of each text, best first."""
+        prepared = self.prepare(texts, html=html, split=split_sentences)
+        ranked = self.translate_ids(
+            prepared.sources, options, batch_size=batch_size, batch_tokens=batch_tokens
+        )
+        return prepared.assemble(ranked)
 
     def translate_ids(
         self,
         sources: Sequence[list[int]],
+        options: SearchOptions,
         *,
-        beam_size: int = 5,
         batch_size: int = 128,
         batch_tokens: int = 6000,
-        **options: Any,
-    ) -> list[str]:
-        """`translate` for texts already turned into ids by `encode` (the server counts a
-        request's tokens that way before batching it, and does not encode twice)."""
-        best = self.nbest_ids(
-            sources,
-            beam_size=beam_size,
-            batch_size=batch_size,
-            batch_tokens=batch_tokens,
-            **options,
+        stop: StopFn | None = None,
+    ) -> list[list[str]]:
+        """The texts of `search`: up to `n_best` per source, best first ([""] for an empty
+        source). The server sends ids this way (from `prepare`) and assembles the texts."""
+        hypotheses = self.search(
+            sources, options, batch_size=batch_size, batch_tokens=batch_tokens, stop=stop
         )
-        return self.decode([hyps[0].tokens if hyps else [] for hyps in best])
+        return self.decode_ranked(hypotheses)
 
-    def translate_nbest(
-        self,
-        texts: Sequence[str],
-        *,
-        n_best: int = 1,
-        batch_size: int = 128,
-        batch_tokens: int = 6000,
-        **options: Any,
-    ) -> list[list[Hypothesis]]:
-        """Up to `n_best` hypotheses per text, best first (empty list for empty input)."""
-        return self.nbest_ids(
-            self.encode(texts),
-            n_best=n_best,
-            batch_size=batch_size,
-            batch_tokens=batch_tokens,
-            **options,
-        )
-
-    def nbest_ids(
+    def search(
         self,
         sources: Sequence[list[int]],
+        options: SearchOptions,
         *,
-        n_best: int = 1,
         batch_size: int = 128,
         batch_tokens: int = 6000,
-        **options: Any,
+        stop: StopFn | None = None,
     ) -> list[list[Hypothesis]]:
-        """`translate_nbest` for sources from `encode`."""
-        search = SearchOptions(**options)
+        """Up to `options.n_best` hypotheses per source (ids from `encode`), best first; none
+        for an empty source. `stop` returning True ends the search early (results cut short)."""
         results: list[list[Hypothesis]] = [[] for _ in sources]
-        budget = max(1, batch_tokens // search.beam_size)
+        budget = max(1, batch_tokens // options.beam_size)
         for indices in _length_batches(sources, batch_size=batch_size, batch_tokens=budget):
+            if stop is not None and stop():
+                break
             batch = [sources[i] for i in indices]
-            for index, hyps in zip(indices, self._search(batch, search, n_best), strict=True):
+            for index, hyps in zip(indices, self._search(batch, options, stop), strict=True):
                 results[index] = hyps
         return results
 
-    def greedy_stream(self, **options: Any) -> GreedyStream[Any]:
-        """A running greedy batch that sentences (ids from `encode`) join at any step; see
-        `seq2seq.continuous`. `options` are the length fields of `SearchOptions`."""
-        search = SearchOptions(beam_size=1, **options)
-        return GreedyStream(
-            self.model,
-            device=self.device,
-            max_length_a=search.max_length_a,
-            max_length_b=search.max_length_b,
-            max_length=search.max_length,
-        )
-
     def _search(
-        self, batch: list[list[int]], search: SearchOptions, n_best: int
+        self, batch: list[list[int]], options: SearchOptions, stop: StopFn | None
     ) -> list[list[Hypothesis]]:
-        src, src_len = pad_sources(batch, self.device)
+        src, src_len = pad_sources(batch, self.device)  # [B, S], [B]
         max_len = max_lengths(
-            src_len, a=search.max_length_a, b=search.max_length_b, cap=search.max_length
-        )
-        if search.beam_size == 1 and n_best == 1:
-            outputs = greedy_search(self.model, src, src_len, max_len=max_len)
+            src_len, a=options.max_length_a, b=options.max_length_b, cap=options.max_length
+        )  # [B]
+        if options.beam_size == 1:  # greedy: its score is not computed
+            outputs = greedy_search(self.model, src, src_len, max_len=max_len, stop=stop)
             return [[Hypothesis(ids, 0.0)] for ids in outputs]
         return beam_search(
             self.model,
             src,
             src_len,
             max_len=max_len,
-            beam_size=search.beam_size,
-            length_penalty=search.length_penalty,
-            n_best=n_best,
+            beam_size=options.beam_size,
+            length_penalty=options.length_penalty,
+            n_best=options.n_best,
+            stop=stop,
         )
 
     def info(self) -> dict[str, Any]:
-        """What the model is: languages, sizes, parameter count, device, training metadata."""
-        return {
-            "src_lang": self.src_lang,
-            "tgt_lang": self.tgt_lang,
-            "config": self.model.config.to_dict(),
-            "parameters": self.model.num_parameters(),
-            "device": str(self.device),
-            "precision": self.precision,
-            "metadata": self.metadata,
-        }
+        """`TextCodec.info`, with the device and precision the model decodes at."""
+        return {**super().info(), "device": str(self.device), "precision": self.precision}
 
 
 def _length_batches(

@@ -1,28 +1,28 @@
-"""LibreTranslate compatibility beyond the JSON fields: HTML-form bodies and the language list.
+"""LibreTranslate compatibility beyond the JSON fields: form bodies and language names.
 
-LibreTranslate's own clients (libretranslatepy, for one) POST `/translate` as an
-`application/x-www-form-urlencoded` form with `q`, `source`, `target` and `api_key`, and ask
-`GET /languages` what they can translate. `BodyFormatMiddleware` turns such a form into the
-JSON object `/translate` reads, so one route, one validation and one OpenAPI schema serve both.
+LibreTranslate's own clients (libretranslatepy, for one) POST `/translate` and `/detect` as
+`application/x-www-form-urlencoded` forms with `q`, `source`, `target` and `api_key`, and ask
+`GET /languages` what they can translate. `form_to_json` turns such a form into the JSON
+object the routes read (`serve.body` does it for every request).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serve.errors import error_body, no_receive, read_body, replay
 from serve.schemas import HARD_MAX_TEXTS
 
-JSON = "application/json"
-FORM = "application/x-www-form-urlencoded"
 LIST_FIELDS = frozenset({"texts"})
 """Form fields that are always lists. `q` is a list when repeated; others keep the last value."""
+INTEGER_FIELDS = frozenset({"beam_size", "alternatives"})
+"""Form fields read as integers when they are written as one (a form has only strings)."""
+TEXT_FIELDS = frozenset({"text", "texts", "q"})
+INTEGER = re.compile(r"^-?[0-9]{1,9}$")
 
 NAMES = {
     "ar": "Arabic",
@@ -53,15 +53,9 @@ class Language(BaseModel):
     targets: list[str]
 
 
-def languages(src_lang: str | None, tgt_lang: str | None) -> list[Language]:
-    """The model's source language (with its one target) and its target language; empty when
-    the checkpoint does not name its languages."""
-    if not src_lang or not tgt_lang:
-        return []
-    return [
-        Language(code=src_lang, name=NAMES.get(src_lang, src_lang), targets=[tgt_lang]),
-        Language(code=tgt_lang, name=NAMES.get(tgt_lang, tgt_lang), targets=[]),
-    ]
+def language(code: str, targets: list[str]) -> Language:
+    """One entry of the language list."""
+    return Language(code=code, name=NAMES.get(code, code), targets=targets)
 
 
 def form_to_json(body: bytes) -> bytes:
@@ -75,69 +69,13 @@ def form_to_json(body: bytes) -> bytes:
         errors="strict",  # a %-escape that is not UTF-8 is an error, not U+FFFD
         max_num_fields=HARD_MAX_TEXTS + 16,
     )
-    payload = {
+    payload: dict[str, Any] = {
         key: values if key in LIST_FIELDS or (key == "q" and len(values) > 1) else values[-1]
         for key, values in fields.items()
     }
+    for key in [key for key, value in payload.items() if value == "" and key not in TEXT_FIELDS]:
+        del payload[key]  # a blank form field is one not given
+    for key in INTEGER_FIELDS & payload.keys():
+        if isinstance(payload[key], str) and INTEGER.match(payload[key]):
+            payload[key] = int(payload[key])
     return json.dumps(payload).encode()
-
-
-class BodyFormatMiddleware:
-    """Lets JSON through, rewrites urlencoded forms as JSON, and answers any other POST body
-    with 415. A "form" that starts with `{` is JSON sent with curl -d's default type."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        media_type = _media_type(scope)
-        if scope["type"] != "http" or scope["method"] != "POST" or _is_json(media_type):
-            await self.app(scope, receive, send)
-            return
-        if media_type not in (FORM, ""):
-            reason = f"unsupported content type {media_type}: send {JSON} or {FORM}"
-            await _answer(scope, send, 415, reason, reason)
-            return
-        body = await read_body(receive)
-        if media_type == FORM and not body.lstrip().startswith((b"{", b"[")):
-            try:
-                body = form_to_json(body)
-            except ValueError as error:  # UnicodeDecodeError is one
-                reason = f"form body not readable: {_first_line(error)}"
-                detail = [{"type": "form_invalid", "loc": ["body"], "msg": reason}]
-                await _answer(scope, send, 422, detail, reason)
-                return
-        await self.app(_as_json(scope, len(body)), replay(body, receive), send)
-
-
-def _as_json(scope: Scope, length: int) -> Scope:
-    """`scope` with the headers of a JSON body of `length` bytes."""
-    headers = [
-        (name, value)
-        for name, value in scope["headers"]
-        if name not in (b"content-type", b"content-length")
-    ]
-    headers += [(b"content-type", JSON.encode()), (b"content-length", b"%d" % length)]
-    return {**scope, "headers": headers}
-
-
-async def _answer(scope: Scope, send: Send, status: int, detail: Any, reason: str) -> None:
-    response = JSONResponse(error_body(detail, reason), status_code=status)
-    await response(scope, no_receive, send)
-
-
-def _is_json(media_type: str) -> bool:
-    return media_type == JSON or media_type.endswith("+json")
-
-
-def _media_type(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"content-type":
-            return bytes(value).decode("latin-1").split(";")[0].strip().lower()
-    return ""
-
-
-def _first_line(error: Exception) -> str:
-    if isinstance(error, UnicodeDecodeError):
-        return "not UTF-8 (raw or %-escaped)"
-    return str(error).splitlines()[0]

@@ -48,8 +48,7 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "seq2seq_batch_size_sentences",
-            "Sentences decoded together: per decoder step (continuous batching) or per "
-            "translate call (static batches)",
+            "Sentences decoded together per translate call (static batches)",
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )

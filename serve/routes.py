@@ -1,26 +1,33 @@
-"""HTTP routes: /translate, /languages, /health, /ready, /model, /metrics and the page at /."""
+"""HTTP routes: /translate, /detect, /languages, /models, /model, /health, /ready, /metrics
+and the web page at /.
+
+A translation takes the route the registry gives (one model, or two through a pivot
+language), each leg through the text pipeline of its model (`TextCodec.prepare` ->
+its batcher -> `Prepared.assemble`); the beam size and alternatives apply to the last leg.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.status import HTTP_503_SERVICE_UNAVAILABLE
 
-from seq2seq import TextCodec
-from seq2seq.sentences import Segmented
+from seq2seq import SearchOptions
 from serve import libretranslate
-from serve.batching import QueueFullError
-from serve.engine import InferencePool, InferenceProcessError
+from serve.batching import BatcherUnavailable, QueueFullError
+from serve.detect import Detection, Detector
 from serve.errors import error_body, validation_error
-from serve.markup import escape, split_html
 from serve.metrics import Metrics
+from serve.registry import ModelUnavailable, NoRoute, Registry, Route
 from serve.schemas import (
+    DetectedLanguage,
+    DetectRequest,
     ErrorResponse,
     ModelInfo,
     Status,
@@ -29,23 +36,23 @@ from serve.schemas import (
     text_problem,
 )
 from serve.settings import Settings
-from serve.worker import AnyBatcher
 
 STATIC = resources.files("serve") / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
-        400: "Unsupported language pair",
+        400: "Unsupported language pair (the answer names those translated)",
         401: "API key missing",
         403: "API key wrong",
+        408: "Body not received in time",
         413: "Body too large",
         415: "Body neither JSON nor a urlencoded form",
         422: "Invalid input, with the reason",
-        503: "Queue full (see Retry-After) or model not loaded",
+        503: "Queue full or model (re)loading; see Retry-After",
         504: "Timed out",
     }.items()
 }
-
+Result = TypeVar("Result")
 router = APIRouter()
 
 
@@ -58,17 +65,16 @@ async def app_settings(request: Request) -> Settings:
     return settings
 
 
-async def loaded_translator(request: Request) -> TextCodec:
-    """The model's text side (the whole `Translator` unless child processes decode), or 503
-    while none is loaded."""
-    translator: TextCodec | None = getattr(request.app.state, "translator", None)
-    if translator is None:
-        raise HTTPException(HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
-    return translator
+async def app_registry(request: Request) -> Registry:
+    """The models of this app, or 503 while they are not open yet."""
+    registry: Registry | None = getattr(request.app.state, "registry", None)
+    if registry is None or not registry.started:
+        raise HTTPException(503, "the models are not loaded yet")
+    return registry
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-TranslatorDep = Annotated[TextCodec, Depends(loaded_translator)]
+RegistryDep = Annotated[Registry, Depends(app_registry)]
 
 
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
@@ -87,18 +93,22 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
             "API key required: send X-API-Key, Authorization: Bearer or api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not secrets.compare_digest(given.encode(), settings.api_key.get_secret_value().encode()):
+    expected = settings.api_key.get_secret_value().encode()
+    if not secrets.compare_digest(given.encode("utf-8", "surrogatepass"), expected):
         raise HTTPException(403, "API key not valid")
 
 
 async def _body_api_key(request: Request) -> str | None:
     """LibreTranslate clients send the key as `api_key` in the body (JSON or form)."""
     try:
-        payload = await request.json()  # already read and cached for the route's body
+        payload = await request.json()  # checked JSON by now (serve.body)
     except ValueError:
         return None
     key = payload.get("api_key") if isinstance(payload, dict) else None
     return key if isinstance(key, str) else None
+
+
+KeyDep = [Depends(require_api_key)]
 
 
 @router.post(
@@ -106,134 +116,127 @@ async def _body_api_key(request: Request) -> str | None:
     response_model=TranslateResponse,
     response_model_exclude_none=True,
     responses=ERRORS,
-    dependencies=[Depends(require_api_key)],
+    dependencies=KeyDep,
 )
 async def translate(
-    body: TranslateRequest, request: Request, settings: SettingsDep, translator: TranslatorDep
+    body: TranslateRequest, request: Request, settings: SettingsDep, registry: RegistryDep
 ) -> TranslateResponse:
-    """Translate one text (`text`), several (`texts`) or LibreTranslate's `q`, in input order."""
+    """Translate one text (`text`), several (`texts`) or LibreTranslate's `q`, in input order,
+    from `source` (or the language detected) into `target`."""
     started = time.perf_counter()
     texts = body.inputs()
-    field, indexed = body.input_field()
-    _check_texts(texts, settings, field=field, indexed=indexed)
-    _check_languages(body, translator)
-    beam_size, n_best = _search(body, settings)
-    candidates = await _candidates(
-        request,
-        translator,
-        texts,
-        html=body.format == "html",
-        split=settings.split_sentences,
-        beam_size=beam_size,
-        n_best=n_best,
-    )
-    outputs = [ranked[0] for ranked in candidates]
+    _check_texts(texts, settings, *body.input_field())
+    options = _search(body, settings)
+    detected = _detect(request, body, texts, registry)
+    route = _route(registry, detected.language if detected else body.source, body.target)
+    work = _translate_route(registry, route, texts, body.format == "html", options, settings)
+    ranked = await _bounded(request, settings, work)
+    best = [candidates[0] for candidates in ranked]
+    others = [list(dict.fromkeys(candidates))[1 : body.alternatives + 1] for candidates in ranked]
     return TranslateResponse(
-        translations=outputs,
-        translation=outputs[0] if body.text is not None else None,
-        translatedText=body.libretranslate_answer(outputs),
-        alternatives=body.alternatives_answer(
-            [_others(ranked, body.alternatives) for ranked in candidates]
-        ),
-        model=request.app.state.model_id,
-        beam_size=beam_size,
+        translations=best,
+        translation=best[0] if body.text is not None else None,
+        translatedText=body.shaped(best) if body.q is not None else None,
+        alternatives=body.shaped(others) if body.alternatives else None,
+        detectedLanguage=body.shaped([DetectedLanguage(**vars(detected))] * len(texts))
+        if detected
+        else None,
+        pivot=route.pivot,
+        model=" > ".join(model.id for model in route.legs),
+        beam_size=options.beam_size,
         time_ms=round((time.perf_counter() - started) * 1000, 2),
     )
 
 
-async def _candidates(
-    request: Request,
-    translator: TextCodec,
+async def _translate_route(
+    registry: Registry,
+    route: Route,
     texts: list[str],
-    *,
     html: bool,
-    split: bool,
-    beam_size: int,
-    n_best: int,
+    options: SearchOptions,
+    settings: Settings,
 ) -> list[list[str]]:
-    """The `n_best` best translations of each text, best first: markup is kept apart, and
-    every sentence of every text goes to the batcher as one job."""
-    fragments = split_html(texts) if html else Segmented.whole(texts)
-    segmented = translator.segment(fragments.sentences, split=split)
-    sources = translator.encode(segmented.sentences)  # ids: the batcher counts their tokens
-    tokens = sum(len(ids) for ids in sources)
-    outputs = await _translate(request, sources, tokens=tokens, beam_size=beam_size, n_best=n_best)
-    by_rank = [segmented.join(outputs[rank::n_best]) for rank in range(n_best)]  # [n, texts]
-    joined = [fragments.join(escape(ranked) if html else ranked) for ranked in by_rank]
-    return [list(per_text) for per_text in zip(*joined, strict=True)]  # [texts, n]
+    """Every leg in turn; each text's candidates of the last, best first."""
+    first = SearchOptions(beam_size=settings.beam_size, max_length=settings.max_length)
+    ranked: list[list[str]] = []
+    for number, model in enumerate(route.legs):
+        leg_options = options if number == len(route.legs) - 1 else first
+        prepared = model.codec.prepare(texts, html=html, split=settings.split_sentences)
+        outputs: list[list[str]] = []
+        if prepared.sources:
+            async with registry.using(model) as batcher:
+                outputs = await batcher.submit(prepared.sources, leg_options)
+        ranked = prepared.assemble(outputs)
+        texts = [candidates[0] for candidates in ranked]
+    return ranked
 
 
-def _others(ranked: list[str], limit: int) -> list[str]:
-    """Up to `limit` candidates after the best, each different from every one before it."""
-    return list(dict.fromkeys(ranked))[1 : limit + 1]
-
-
-def _search(body: TranslateRequest, settings: Settings) -> tuple[int, int]:
-    """Beam size and candidates per sentence: the request's or the server's beam, widened to
-    give the alternatives asked for; 422 over the configured maximum or for HTML."""
+def _search(body: TranslateRequest, settings: Settings) -> SearchOptions:
+    """The request's or the server's beam, widened to give the alternatives asked for; 422
+    over the configured maximum or for HTML."""
     beam_size = body.beam_size or settings.beam_size
     if beam_size > settings.max_beam_size:
-        raise validation_error(
-            ("body", "beam_size"),
-            f"beam_size must be at most {settings.max_beam_size}",
-            "too_large",
-        )
+        message = f"beam_size must be at most {settings.max_beam_size}"
+        raise validation_error(("body", "beam_size"), message, "too_large")
     if body.alternatives and body.format == "html":
-        raise validation_error(
-            ("body", "alternatives"), "alternatives need format 'text'", "unsupported"
-        )
+        message = "alternatives need format 'text'"
+        raise validation_error(("body", "alternatives"), message, "unsupported")
     if body.alternatives >= settings.max_beam_size:
-        raise validation_error(
-            ("body", "alternatives"),
+        message = (
             f"alternatives must be at most {settings.max_beam_size - 1} (the widest beam "
-            f"here is {settings.max_beam_size})",
-            "too_large",
+            f"here is {settings.max_beam_size})"
         )
+        raise validation_error(("body", "alternatives"), message, "too_large")
     n_best = body.alternatives + 1
-    return max(beam_size, n_best), n_best
+    return SearchOptions(
+        beam_size=max(beam_size, n_best), n_best=n_best, max_length=settings.max_length
+    )
 
 
-def _check_texts(texts: list[str], settings: Settings, *, field: str, indexed: bool) -> None:
+def _check_texts(texts: list[str], settings: Settings, field: str, indexed: bool) -> None:
     """422 for too many texts, a text too long, or characters that are not text."""
     if len(texts) > settings.max_texts:
-        raise validation_error(
-            ("body", field),
-            f"at most {settings.max_texts} texts per request, got {len(texts)}",
-            "too_long",
-        )
+        message = f"at most {settings.max_texts} texts per request, got {len(texts)}"
+        raise validation_error(("body", field), message, "too_long")
     for number, text in enumerate(texts):
         where: tuple[str | int, ...] = ("body", field, number) if indexed else ("body", field)
         if len(text) > settings.max_text_chars:
-            raise validation_error(
-                where,
-                f"text has {len(text)} characters; at most {settings.max_text_chars}",
-                "string_too_long",
-            )
+            message = f"text has {len(text)} characters; at most {settings.max_text_chars}"
+            raise validation_error(where, message, "string_too_long")
         if problem := text_problem(text):
             raise validation_error(where, f"text {problem}", "invalid_text")
 
 
-def _check_languages(body: TranslateRequest, translator: TextCodec) -> None:
-    """400 when the request names languages this model does not translate."""
-    wrong_source = body.source not in (None, "auto", translator.src_lang)
-    wrong_target = body.target not in (None, translator.tgt_lang)
-    if translator.src_lang and translator.tgt_lang and (wrong_source or wrong_target):
-        raise HTTPException(
-            400,
-            f"unsupported language pair {body.source or 'auto'}->{body.target or '?'}: this "
-            f"model translates {translator.src_lang}->{translator.tgt_lang}",
-        )
+def _detect(
+    request: Request, body: TranslateRequest, texts: list[str], registry: Registry
+) -> Detection | None:
+    """The source language of `texts` when it is 'auto', or left out where several are read."""
+    if body.source not in (None, "auto") or (body.source is None and len(registry.sources) < 2):
+        return None
+    detector: Detector = request.app.state.detector
+    detected = detector.detect(" ".join(texts)) if " ".join(texts).strip() else None
+    if detected is None and len(registry.sources) > 1:
+        message = "cannot detect the language of empty text: give 'source'"
+        raise validation_error(("body", "source"), message, "undetectable")
+    return detected
 
 
-async def _translate(
-    request: Request, sources: list[list[int]], *, tokens: int, beam_size: int, n_best: int
-) -> list[str]:
-    """Through the batcher; 503 when the queue is full, 504 on timeout, cancel on disconnect."""
-    batcher: AnyBatcher | InferencePool = request.app.state.batcher
-    settings: Settings = request.app.state.settings
-    job = asyncio.ensure_future(
-        batcher.submit(sources, tokens=tokens, beam_size=beam_size, n_best=n_best)
-    )
+def _route(registry: Registry, source: str | None, target: str | None) -> Route:
+    """400 for a pair no model (or chain of two) translates; 422 without a needed target."""
+    try:
+        return registry.route(None if source == "auto" else source, target)
+    except NoRoute as error:
+        pairs = registry.describe_pairs()
+        if target is None:
+            message = f"'target' is required: this server translates {pairs}"
+            raise validation_error(("body", "target"), message, "missing") from error
+        raise HTTPException(400, f"{error}: this server translates {pairs}") from error
+
+
+async def _bounded(request: Request, settings: Settings, work: Awaitable[Result]) -> Result:
+    """`work` within the request timeout: 503 when a queue is full or a model is not
+    available, 504 on timeout; a client that goes away cancels it."""
+    job = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         done, _ = await asyncio.wait(
@@ -242,20 +245,15 @@ async def _translate(
     finally:
         gone.cancel()
         if not job.done():
-            job.cancel()  # the batcher skips it, or drops its late result
+            job.cancel()  # the batchers drop it before its next batch or decoder step
     if job in done:
         try:
             return job.result()
-        except QueueFullError as error:
-            raise HTTPException(
-                503,
-                f"server busy: {error}; retry later",
-                headers={"Retry-After": str(settings.retry_after_s)},
-            ) from error
-        except InferenceProcessError as error:
-            raise HTTPException(
-                503, f"{error}; retry later", headers={"Retry-After": str(settings.retry_after_s)}
-            ) from error
+        except (QueueFullError, BatcherUnavailable, ModelUnavailable) as error:
+            busy = isinstance(error, QueueFullError)
+            message = f"server busy: {error}; retry later" if busy else f"{error}; retry later"
+            headers = {"Retry-After": str(settings.retry_after_s)}
+            raise HTTPException(503, message, headers=headers) from error
     if gone in done:
         raise HTTPException(499, "client closed the request")
     raise HTTPException(504, f"translation took longer than {settings.request_timeout_s} s")
@@ -267,46 +265,74 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-@router.get("/health", response_model=Status)
+@router.post(
+    "/detect",
+    response_model=list[DetectedLanguage],
+    responses={422: ERRORS[422]},
+    dependencies=KeyDep,
+)
+async def detect(body: DetectRequest, request: Request, registry: RegistryDep) -> Any:
+    """LibreTranslate's language detection, among the languages this server translates from:
+    every candidate, most likely first, with its confidence (0-100)."""
+    if not body.q.strip():
+        raise validation_error(("body", "q"), "no text to detect the language of", "empty")
+    if problem := text_problem(body.q):
+        raise validation_error(("body", "q"), f"text {problem}", "invalid_text")
+    detector: Detector = request.app.state.detector
+    return [DetectedLanguage(**vars(found)) for found in detector.rank(body.q)]
+
+
+@router.get("/health", response_model=Status, response_model_exclude_none=True)
 async def health() -> Status:
     """The process is alive."""
     return Status(status="ok")
 
 
-@router.get("/ready", response_model=Status, responses={503: {"model": Status}})
+@router.get(
+    "/ready",
+    response_model=Status,
+    response_model_exclude_none=True,
+    responses={503: {"model": Status}},
+)
 async def ready(request: Request) -> Any:
-    """The model is loaded and the batch worker runs; 503 otherwise (also while a new inference
-    process replaces one that stopped)."""
-    if getattr(request.app.state, "translator", None) is None:
-        body = {"status": "loading", **error_body("model not loaded", "model not loaded")}
-        return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-    batcher = getattr(request.app.state, "batcher", None)
-    if isinstance(batcher, InferencePool) and not batcher.alive:
-        reason = "the inference process is starting again"
-        body = {"status": "restarting", **error_body(reason, reason)}
-        return JSONResponse(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-    return Status(status="ready")
+    """Some model can serve: 200, naming those that cannot (failed, or an inference process
+    starting again); 503 while none can or the models are not open yet."""
+    registry: Registry | None = getattr(request.app.state, "registry", None)
+    if registry is None or not registry.started:
+        body = {"status": "loading", **error_body("models not loaded", "models not loaded")}
+        return JSONResponse(body, status_code=503)
+    down = [
+        model.id
+        for model in registry.models
+        if model.state == "failed" or (model.batcher is not None and not model.batcher.alive)
+    ]
+    if len(down) == len(registry.models):
+        reason = f"no model can serve now: {', '.join(down)} (restarting or failed)"
+        return JSONResponse({"status": "restarting", **error_body(reason, reason)}, 503)
+    return Status(status="ready", unavailable=down or None)
 
 
-@router.get(
-    "/model",
-    response_model=ModelInfo,
-    responses={503: {"model": ErrorResponse}},
-    dependencies=[Depends(loaded_translator)],
-)
-async def model(request: Request) -> ModelInfo:
-    """Languages, sizes, parameter count, device (where it decodes) and checkpoint metadata."""
-    return ModelInfo(id=request.app.state.model_id, **request.app.state.model_info)
+@router.get("/models", response_model=list[ModelInfo], responses={503: ERRORS[503]})
+async def models(registry: RegistryDep) -> list[ModelInfo]:
+    """Every model: its pair, file, parameters, device, precision, state, validation BLEU."""
+    return [ModelInfo(**model.describe()) for model in registry.models]
 
 
-@router.get(
-    "/languages",
-    response_model=list[libretranslate.Language],
-    dependencies=[Depends(loaded_translator)],
-)
-async def languages(translator: TranslatorDep) -> list[libretranslate.Language]:
-    """LibreTranslate's language list: the model's source language with its target."""
-    return libretranslate.languages(translator.src_lang, translator.tgt_lang)
+@router.get("/model", responses={404: ERRORS[422] | {"description": "Several models"}})
+async def model(registry: RegistryDep) -> dict[str, Any]:
+    """The model of a one-model server: languages, sizes, parameters, device, metadata."""
+    if len(registry.models) > 1:
+        raise HTTPException(404, f"this server holds {len(registry.models)} models: see /models")
+    only = registry.models[0]
+    return {"id": only.id, **only.codec.info(), **only.decoding, "state": only.state}
+
+
+@router.get("/languages", response_model=list[libretranslate.Language])
+async def languages(registry: RegistryDep) -> list[libretranslate.Language]:
+    """LibreTranslate's language list: every language with the targets it translates into,
+    directly or through a pivot."""
+    codes = sorted({code for pair in registry.by_pair for code in pair})
+    return [libretranslate.language(code, registry.targets(code)) for code in codes]
 
 
 @router.get("/metrics", response_class=Response)
@@ -319,5 +345,5 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
-    """The web page: a text box, a button and the translation."""
+    """The web page: languages, a text box, a button and the translation."""
     return FileResponse(str(STATIC / "index.html"), media_type="text/html")

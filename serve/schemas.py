@@ -1,10 +1,11 @@
-"""Request and response bodies of the HTTP API, with their limits.
+"""Request and response bodies of the HTTP API: the schema says exactly what is accepted.
 
-`POST /translate` takes one of `text` (one string), `texts` (a list) or LibreTranslate's `q`
-(a string or a list, answered with `translatedText` in the same shape). The limits written
-here are hard upper bounds shown in the OpenAPI docs; the configurable, usually tighter ones
-(`max_texts`, `max_text_chars`, `max_beam_size`) are checked by the route. `alternatives`
-(LibreTranslate's name) asks for other candidate translations as well, from the beam.
+`POST /translate` takes exactly one of `text` (one string), `texts` (a list) or
+LibreTranslate's `q` (a string or a list, answered with `translatedText` in the same shape);
+the OpenAPI schema says so with a `oneOf`. Types are strict (no `"5"`, `5.0` or `true` for an
+integer) and no field may be null. The limits written here are hard upper bounds; the
+configurable, usually tighter ones (`max_texts`, `max_text_chars`, `max_beam_size`) are
+checked by the route.
 """
 
 from __future__ import annotations
@@ -13,12 +14,21 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 HARD_MAX_TEXTS = 10_000
 HARD_MAX_CHARS = 1_000_000
 ALLOWED_CONTROLS = frozenset("\t\n\r")
+INPUTS = ("text", "texts", "q")
 
+LANGUAGE = r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*"
+"""A language code: ISO 639 letters, optionally with subtags (`pt-BR`)."""
 Text = Annotated[str, StringConstraints(max_length=HARD_MAX_CHARS)]
+Texts = Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_TEXTS)]
+Source = Annotated[str, StringConstraints(max_length=16, pattern=f"^(auto|{LANGUAGE})$")]
+Target = Annotated[str, StringConstraints(max_length=16, pattern=f"^{LANGUAGE}$")]
+Key = Annotated[str, StringConstraints(max_length=512)]
+Beam = Annotated[int, Field(ge=1, le=8)]
 
 
 def text_problem(text: str) -> str | None:
@@ -31,42 +41,59 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-class TranslateRequest(BaseModel):
+class Strict(BaseModel):
+    """A request body: strict types, unknown fields ignored, no field null."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in cls.model_fields:
+                if name in data and data[name] is None:
+                    raise ValueError(f"'{name}' must not be null (leave it out instead)")
+        return data
+
+
+def _one_input(schema: dict[str, Any]) -> None:
+    """Exactly one input field, and no `"default": null` for fields that cannot be null."""
+    schema["oneOf"] = [{"required": [name]} for name in INPUTS]
+    for field in schema["properties"].values():
+        if field.get("default", 0) is None:
+            del field["default"]
+
+
+class TranslateRequest(Strict):
     """Exactly one of `text`, `texts` or `q`; the other fields are optional."""
 
     model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {"text": "Ein Hund läuft."},
-                {"texts": ["Ein Hund läuft.", "Zwei Katzen."]},
-                {"q": "Ein Hund läuft.", "source": "de", "target": "en"},
-                {"q": "Ein Hund läuft.", "source": "de", "target": "en", "alternatives": 2},
-            ]
-        },
+        json_schema_extra=_one_input,
+        title="TranslateRequest",
     )
 
-    text: Text | None = Field(None, description="One text to translate.")
-    texts: list[Text] | None = Field(
-        None, min_length=1, max_length=HARD_MAX_TEXTS, description="Texts, answered in order."
-    )
-    q: Text | list[Text] | None = Field(
+    text: Text | SkipJsonSchema[None] = Field(None, description="One text to translate.")
+    texts: Texts | SkipJsonSchema[None] = Field(None, description="Texts, answered in order.")
+    q: Text | list[Text] | SkipJsonSchema[None] = Field(
         None, description="LibreTranslate-style input: a string or a list of strings."
     )
-    source: str | None = Field(
-        None, max_length=16, description="Source language code, or 'auto'; must match the model."
+    source: Source | SkipJsonSchema[None] = Field(
+        None,
+        description="Source language code, or 'auto' to detect it (also when left out and "
+        "the server reads several languages).",
     )
-    target: str | None = Field(
-        None, max_length=16, description="Target language code; must match the model."
+    target: Target | SkipJsonSchema[None] = Field(
+        None,
+        description="Target language code; needed when the server translates into several.",
     )
-    format: Literal["text", "html"] | None = Field(
+    format: Literal["text", "html"] | SkipJsonSchema[None] = Field(
         None,
         description="LibreTranslate: 'html' translates the text between tags and keeps the "
         "markup; 'text' (the default) translates everything.",
     )
-    api_key: str | None = Field(None, max_length=512, description="LibreTranslate-style key.")
-    beam_size: int | None = Field(
-        None, ge=1, le=8, description="Beam width; 1 is greedy. Default: the server's setting."
+    api_key: Key | SkipJsonSchema[None] = Field(None, description="LibreTranslate-style key.")
+    beam_size: Beam | SkipJsonSchema[None] = Field(
+        None, description="Beam width; 1 is greedy. Default: the server's setting."
     )
     alternatives: int = Field(
         0,
@@ -77,8 +104,8 @@ class TranslateRequest(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_input(self) -> TranslateRequest:
-        given = [name for name in ("text", "texts", "q") if getattr(self, name) is not None]
+    def _exactly_one_input(self) -> TranslateRequest:
+        given = [name for name in INPUTS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
                 "give exactly one of 'text', 'texts' or 'q'"
@@ -96,19 +123,6 @@ class TranslateRequest(BaseModel):
             return "texts", True
         return "q", isinstance(self.q, list)
 
-    def libretranslate_answer(self, outputs: list[str]) -> str | list[str] | None:
-        """`translatedText` in the shape of `q` (None when `q` was not used)."""
-        if self.q is None:
-            return None
-        return outputs[0] if isinstance(self.q, str) else outputs
-
-    def alternatives_answer(self, others: list[list[str]]) -> list[str] | list[list[str]] | None:
-        """`alternatives` in the shape of the input: one list for `text` or a string `q`, a
-        list per text otherwise (None when none were asked for)."""
-        if not self.alternatives:
-            return None
-        return others if self.input_field()[1] else others[0]
-
     def inputs(self) -> list[str]:
         """The texts to translate, in order."""
         if self.text is not None:
@@ -117,9 +131,21 @@ class TranslateRequest(BaseModel):
             return list(self.texts)
         return [self.q] if isinstance(self.q, str) else list(self.q or [])
 
+    def shaped(self, values: list[Any]) -> Any:
+        """One value per text in the shape of the input: the value alone for `text` or a
+        string `q`, the list otherwise."""
+        return values if self.input_field()[1] else values[0]
+
+
+class DetectedLanguage(BaseModel):
+    """A language and the detector's confidence in it, 0 to 100 (LibreTranslate's shape)."""
+
+    language: str
+    confidence: float
+
 
 class TranslateResponse(BaseModel):
-    """Translations in input order, the model that made them and how long it took."""
+    """Translations in input order, the models that made them and how long it took."""
 
     translations: list[str] = Field(description="One translation per input text, in order.")
     translation: str | None = Field(None, description="The translation, when `text` was sent.")
@@ -131,9 +157,22 @@ class TranslateResponse(BaseModel):
         description="Other translations, best first, when `alternatives` was asked for: a "
         "list for `text` or a string `q`, a list per text for `texts` or a list `q`.",
     )
-    model: str = Field(description="Model id (checkpoint file name).")
+    detectedLanguage: DetectedLanguage | list[DetectedLanguage] | None = Field(
+        None, description="The source language found, when it was detected."
+    )
+    pivot: str | None = Field(
+        None, description="The language translated through, when no model did it directly."
+    )
+    model: str = Field(description="The checkpoint(s) that translated, in order, joined by ' > '.")
     beam_size: int
     time_ms: float = Field(description="Server time for this request, queueing included.")
+
+
+class DetectRequest(Strict):
+    """LibreTranslate's `POST /detect`: one text."""
+
+    q: Text = Field(description="The text whose language is wanted.")
+    api_key: Key | SkipJsonSchema[None] = Field(None, description="LibreTranslate-style key.")
 
 
 class ErrorResponse(BaseModel):
@@ -144,20 +183,24 @@ class ErrorResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """What `Translator.info()` says, plus the model id."""
+    """One model of `GET /models`: its pair, file, size, where it decodes, its state."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
-    src_lang: str | None
-    tgt_lang: str | None
+    source: str
+    target: str
+    file: str
     parameters: int
-    device: str
-    config: dict[str, Any]
-    metadata: dict[str, Any]
+    device: str | None = None
+    precision: str | None = None
+    state: Literal["unloaded", "loading", "loaded", "failed"]
+    error: str | None = None
+    val_bleu: float | None = Field(None, description="Validation BLEU stored in the checkpoint.")
 
 
 class Status(BaseModel):
-    """Liveness or readiness."""
+    """Liveness or readiness; `unavailable` names models that cannot serve now."""
 
     status: Literal["ok", "ready", "loading", "restarting"]
+    unavailable: list[str] | None = None

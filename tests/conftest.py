@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +34,50 @@ torch.set_num_threads(1)
 
 GERMAN = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 ENGLISH = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+FRENCH = ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"]
+NUMBER_WORDS = {"de": GERMAN, "en": ENGLISH, "fr": FRENCH}
 
 
-def number_pairs(count: int, *, seed: int = 0, max_words: int = 5) -> list[tuple[str, str]]:
-    """German number words and their English word-by-word translation."""
+def number_pairs(
+    count: int, *, seed: int = 0, max_words: int = 5, source: str = "de", target: str = "en"
+) -> list[tuple[str, str]]:
+    """Number words of `source` and their word-by-word translation into `target`."""
     rng = random.Random(seed)
+    words = NUMBER_WORDS[source], NUMBER_WORDS[target]
     pairs = []
     for _ in range(count):
         digits = [rng.randrange(10) for _ in range(rng.randint(1, max_words))]
-        pairs.append((" ".join(GERMAN[d] for d in digits), " ".join(ENGLISH[d] for d in digits)))
-    return pairs
+        pairs.append(tuple(" ".join(side[d] for d in digits) for side in words))
+    return pairs  # type: ignore[return-value]
+
+
+def train_number_model(
+    path: Path, *, source: str = "de", target: str = "en", steps: int = 600
+) -> Path:
+    """A small `source`->`target` model of number words, trained for a few seconds: it
+    translates them mostly right. Saved at `path`."""
+    tokenizers = TokenizerPair.train(
+        number_pairs(400, seed=1, source=source, target=target), vocab_size=40
+    )
+    torch.manual_seed(0)
+    pairs = number_pairs(2000, seed=2, source=source, target=target)
+    src = tokenizers.src.encode([s for s, _ in pairs])
+    tgt = tokenizers.tgt.encode([t for _, t in pairs])
+    config = ModelConfig(
+        tokenizers.src.vocab_size,
+        tokenizers.tgt.vocab_size,
+        embedding_size=32,
+        hidden_size=64,
+        num_layers=1,
+        dropout=0.0,
+    )
+    model = Seq2Seq(config)
+    fit(model, src, tgt, steps=steps)
+    checkpoint = Checkpoint.from_model(
+        model, tokenizers, src_lang=source, tgt_lang=target, metadata={"step": steps}
+    )
+    save_checkpoint(checkpoint, path)
+    return path
 
 
 def make_batch(
@@ -99,30 +135,20 @@ def tiny_tokenizers() -> TokenizerPair:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint_path(
-    tmp_path_factory: pytest.TempPathFactory, tiny_tokenizers: TokenizerPair
-) -> Path:
+def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small de->en model trained for a few seconds: it translates number words mostly right."""
-    torch.manual_seed(0)
-    pairs = number_pairs(2000, seed=2)
-    src = tiny_tokenizers.src.encode([s for s, _ in pairs])
-    tgt = tiny_tokenizers.tgt.encode([t for _, t in pairs])
-    config = ModelConfig(
-        tiny_tokenizers.src.vocab_size,
-        tiny_tokenizers.tgt.vocab_size,
-        embedding_size=32,
-        hidden_size=64,
-        num_layers=1,
-        dropout=0.0,
-    )
-    model = Seq2Seq(config)
-    fit(model, src, tgt, steps=600)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    checkpoint = Checkpoint.from_model(
-        model, tiny_tokenizers, src_lang="de", tgt_lang="en", metadata={"step": 600}
-    )
-    save_checkpoint(checkpoint, path)
-    return path
+    return train_number_model(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_path: Path) -> Path:
+    """Number-word models for de->en, en->de, en->fr and fr->en, as a server's models/ holds
+    them (fr<->de only through English)."""
+    directory = tmp_path_factory.mktemp("models")
+    shutil.copyfile(tiny_checkpoint_path, directory / "de_en.pt")
+    for source, target in (("en", "de"), ("en", "fr"), ("fr", "en")):
+        train_number_model(directory / f"{source}_{target}.pt", source=source, target=target)
+    return directory
 
 
 def random_model(seed: int, *, eos_bias: float = 0.0) -> Seq2Seq:
@@ -154,23 +180,33 @@ def slow_down(translator: Translator, seconds: float) -> None:
     translator.model.decode_step = slow_step  # type: ignore[method-assign,assignment]
 
 
+def served_translator(app: Any, index: int = 0) -> Translator:
+    """The `Translator` behind model `index` of a running app (thread inference)."""
+    return app.state.registry.models[index].batcher.translate.translator  # type: ignore[no-any-return]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture()
-def server_url(tiny_checkpoint_path: Path) -> Iterator[str]:
-    """The app on the tiny model, served by uvicorn on a free loopback port in a thread."""
+@contextmanager
+def running_server(settings: Any) -> Iterator[str]:
+    """The app with `settings`, served by uvicorn as `seq2seq serve` does, on a free loopback
+    port in a thread; yields its URL."""
     import uvicorn
 
     from serve.app import create_app
-    from serve.settings import Settings
 
     port = free_port()
-    settings = Settings(model=str(tiny_checkpoint_path), device="cpu", port=port)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings.model_copy(update={"port": port})),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        limit_concurrency=settings.max_connections,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -178,6 +214,17 @@ def server_url(tiny_checkpoint_path: Path) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture()
+def server_url(tiny_checkpoint_path: Path) -> Iterator[str]:
+    """The app on the tiny model, served by uvicorn on a free loopback port in a thread."""
+    from serve.settings import Settings
+
+    with running_server(Settings(model=[str(tiny_checkpoint_path)], device="cpu")) as url:
+        yield url

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq import Translator, load_checkpoint
+from seq2seq import SearchOptions, Translator, load_checkpoint
 from seq2seq.cli import main
 from tests.test_train import TINY, tiny_overrides
 from training.config import load_config
@@ -52,8 +52,11 @@ def test_a_model_averaged_with_itself_translates_identically(run_dir: Path, tmp_
     output = tmp_path / "self.pt"
     assert main(["average", str(model), str(model), "-o", str(output)]) == 0
     texts = ["eins zwei drei", "vier", "sieben acht neun zehn"]
-    expected = Translator.load(model, device="cpu").translate(texts, beam_size=3)
-    assert Translator.load(output, device="cpu").translate(texts, beam_size=3) == expected
+    expected = Translator.load(model, device="cpu").translate(texts, SearchOptions(beam_size=3))
+    assert (
+        Translator.load(output, device="cpu").translate(texts, SearchOptions(beam_size=3))
+        == expected
+    )
 
 
 def test_bad_averages_are_one_line_errors(

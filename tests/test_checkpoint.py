@@ -7,7 +7,14 @@ import pytest
 import torch
 from conftest import number_pairs
 
-from seq2seq import Checkpoint, CheckpointError, Translator, load_checkpoint, save_checkpoint
+from seq2seq import (
+    Checkpoint,
+    CheckpointError,
+    SearchOptions,
+    Translator,
+    load_checkpoint,
+    save_checkpoint,
+)
 from seq2seq.checkpoint import FORMAT
 
 TEXTS = [s for s, _ in number_pairs(20, seed=7)]
@@ -19,8 +26,8 @@ def test_reload_translates_identically(tiny_checkpoint_path: Path, tmp_path: Pat
     save_checkpoint(checkpoint, tmp_path / "copy.pt")
     after = Translator.load(tmp_path / "copy.pt", device="cpu")
     for beam_size in (1, 4):
-        assert after.translate(TEXTS, beam_size=beam_size) == before.translate(
-            TEXTS, beam_size=beam_size
+        assert after.translate(TEXTS, SearchOptions(beam_size=beam_size)) == before.translate(
+            TEXTS, SearchOptions(beam_size=beam_size)
         )
     assert (after.src_lang, after.tgt_lang, after.metadata) == ("de", "en", {"step": 600})
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq import Translator
+from seq2seq import SearchOptions, Translator
 from seq2seq.cli import main
 from tests.conftest import number_pairs
 
@@ -120,7 +120,7 @@ def test_search_options_and_precision_reach_the_translator(
     assert result["max_length"] == 6
     translator = Translator.load(tiny_checkpoint_path, device="cpu", precision=precision)
     expected = translator.translate(
-        sources, beam_size=4, length_penalty=length_penalty, max_length=6
+        sources, SearchOptions(beam_size=4, length_penalty=length_penalty, max_length=6)
     )
     assert hyp.read_text(encoding="utf-8").splitlines() == expected
 

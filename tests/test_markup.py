@@ -1,6 +1,6 @@
 """HTML input: the text between tags is translated, the markup comes back as it was."""
 
-from serve.markup import escape, split_html
+from seq2seq.markup import escape, split_html
 
 PAGE = (
     '<!DOCTYPE html><p class="x">Ein Hund &amp; eine Katze.<br/> Zwei <b>Männer</b></p>'
@@ -33,3 +33,24 @@ def test_plain_empty_and_markup_only_texts() -> None:
     segmented = split_html(["eins < zwei", "", "<p> </p>"])
     assert segmented.sentences == ["eins < zwei"]
     assert segmented.join(escape(["one < two"])) == ["one &lt; two", "", "<p> </p>"]
+
+
+def test_malformed_markup_comes_back_byte_for_byte() -> None:
+    texts = [
+        '<a href="x>eins</a>',  # the quote never closes: all of it is one unfinished tag
+        "<![CDATA[eins]]>",
+        "<SCRIPT>x</SCRIPT> eins",
+        "zwei <!-- never closed",
+        "<P CLASS=a>drei</P >",
+        "vier <br/> fünf&amp;",
+    ]
+    segmented = split_html(texts)
+    assert segmented.sentences == ["eins", "zwei", "drei", "vier", "fünf&"]
+    assert segmented.join(escape(segmented.sentences)) == [
+        '<a href="x>eins</a>',
+        "<![CDATA[eins]]>",
+        "<SCRIPT>x</SCRIPT> eins",
+        "zwei <!-- never closed",
+        "<P CLASS=a>drei</P >",
+        "vier <br/> fünf&amp;",
+    ]

@@ -8,7 +8,7 @@ import torch
 from conftest import number_pairs
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from seq2seq import BOS_ID, EOS_ID, ModelConfig, Seq2Seq, Translator, load_checkpoint
+from seq2seq import BOS_ID, EOS_ID, ModelConfig, SearchOptions, Seq2Seq, Translator, load_checkpoint
 from seq2seq.model import State
 from seq2seq.precision import check_precision
 from seq2seq.search import max_lengths
@@ -60,7 +60,7 @@ def test_optimised_greedy_equals_the_plain_loop(translators: dict[str, Translato
         plain_greedy(translator.model, ids, limit)
         for ids, limit in zip(sources, limits, strict=True)
     ]
-    fast = translator.translate_nbest([s for s, _ in TEST_PAIRS], beam_size=1)
+    fast = translator.search(sources, SearchOptions(beam_size=1))
     assert [hyps[0].tokens for hyps in fast] == plain
 
 
@@ -96,7 +96,7 @@ def test_reduced_precision_bleu_is_close_to_fp32(
     sources, references = [s for s, _ in TEST_PAIRS], [[t for _, t in TEST_PAIRS]]
     scores = {
         name: sacrebleu.corpus_bleu(
-            translators[name].translate(sources, beam_size=beam_size), references
+            translators[name].translate(sources, SearchOptions(beam_size=beam_size)), references
         ).score
         for name in ("fp32", precision)
     }

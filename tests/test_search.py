@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import number_pairs, random_batch, random_model
 
-from seq2seq import EOS_ID, Translator, load_checkpoint
+from seq2seq import EOS_ID, SearchOptions, Translator, load_checkpoint
 from seq2seq.search import _candidates, beam_search, greedy_search, max_lengths
 
 SOURCES = [s for s, _ in number_pairs(40, seed=5, max_words=7)]
@@ -27,8 +27,8 @@ def test_beam_of_one_is_greedy_on_random_models(seed: int) -> None:
 
 
 def test_beam_of_one_is_greedy_on_a_trained_model(translator: Translator) -> None:
-    greedy = translator.translate(SOURCES, beam_size=1)
-    beam = translator.translate_nbest(SOURCES, beam_size=1, n_best=1)
+    greedy = translator.translate(SOURCES, SearchOptions(beam_size=1))
+    beam = translator.search(translator.encode(SOURCES), SearchOptions(beam_size=1))
     assert translator.tokenizers.tgt.decode([hyps[0].tokens for hyps in beam]) == greedy
 
 
@@ -51,8 +51,9 @@ def test_length_cap_holds_when_end_never_comes(beam_size: int) -> None:
 
 
 def test_hypotheses_never_contain_end(translator: Translator) -> None:
-    for hyps in translator.translate_nbest(SOURCES, beam_size=4, n_best=4):
-        assert len(hyps) == 4
+    options = SearchOptions(beam_size=4, n_best=3)
+    for hyps in translator.search(translator.encode(SOURCES), options):
+        assert len(hyps) == 3 and len({tuple(hyp.tokens) for hyp in hyps}) == 3
         assert all(EOS_ID not in hyp.tokens for hyp in hyps)
         scores = [hyp.score for hyp in hyps]
         assert scores == sorted(scores, reverse=True)
@@ -62,10 +63,14 @@ def test_hypotheses_never_contain_end(translator: Translator) -> None:
 def test_output_does_not_depend_on_batch_composition(
     translator: Translator, beam_size: int
 ) -> None:
-    together = translator.translate(SOURCES, beam_size=beam_size)
-    alone = [translator.translate([text], beam_size=beam_size)[0] for text in SOURCES]
+    together = translator.translate(SOURCES, SearchOptions(beam_size=beam_size))
+    alone = [
+        translator.translate([text], SearchOptions(beam_size=beam_size))[0] for text in SOURCES
+    ]
     shuffled_order = list(reversed(range(len(SOURCES))))
-    shuffled = translator.translate([SOURCES[i] for i in shuffled_order], beam_size=beam_size)
+    shuffled = translator.translate(
+        [SOURCES[i] for i in shuffled_order], SearchOptions(beam_size=beam_size)
+    )
     assert together == alone
     assert [shuffled[shuffled_order.index(i)] for i in range(len(SOURCES))] == together
 

@@ -1,230 +1,210 @@
-"""Micro-batching: concurrent requests share translate calls, each gets its own answer."""
+"""Every `Batcher` behaves alike: the same answers as the model, empty jobs answered at once,
+concurrent jobs each answered with their own, a bounded queue, abandoned jobs never decoded,
+and a request larger than a batch interleaved with the others."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-import threading
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
-from conftest import number_pairs
+from conftest import number_pairs, slow_down
 
-from seq2seq import Translator
-from serve.app import create_app
-from serve.batching import Batcher, BatchLimits, BatchStats, QueueFullError
-from serve.settings import Settings
+from seq2seq import SearchOptions, Translator
+from serve.batching import Batcher, BatchLimits, BatchStats, Job, QueueFullError
+from serve.batching.loading import Loading, ModelCall
+from serve.batching.pool import BatcherPool
+from serve.batching.process import ProcessBatcher
+from serve.batching.thread import ThreadBatcher
 
 T = TypeVar("T")
+KINDS = ["thread", "process", "pool"]
+TEXTS = [source for source, _ in number_pairs(12, seed=3)]
 
 
-class Recorder:
-    """A fake translate function: upper-cases (`#k` marks the k-th other candidate), records
-    each call's texts and options, can be held at a gate."""
+@dataclass(frozen=True)
+class SlowLoading(Loading):
+    """The model, every decoder step of which takes `delay` seconds longer (also in a child)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[str], int]] = []
-        self.options: list[tuple[int, int]] = []
-        self.gate = threading.Event()
-        self.gate.set()
+    delay: float = 0.0
 
-    def __call__(self, texts: list[str], beam_size: int, n_best: int) -> list[str]:
-        self.gate.wait(5)
-        self.calls.append((list(texts), beam_size))
-        self.options.append((beam_size, n_best))
-        if "boom" in texts:
-            raise RuntimeError("model exploded")
-        marks = [""] + [f"#{rank}" for rank in range(1, n_best)]
-        return [f"{text.upper()}/{beam_size}{mark}" for text in texts for mark in marks]
+    def load(self) -> Translator:
+        translator = super().load()
+        if self.delay:
+            slow_down(translator, self.delay)
+        return translator
 
 
-def run_with(
-    limits: BatchLimits, body: Callable[[Batcher, Recorder], Awaitable[T]]
-) -> tuple[T, Recorder, list[BatchStats]]:
-    """Run `body` against a started batcher with a recording translate function."""
-    recorder, stats = Recorder(), []
+def make(kind: str, path: Path, limits: BatchLimits, delay: float, stats: list[Any]) -> Batcher:
+    loading = SlowLoading(str(path), "cpu", threads=1, delay=delay)
+    if kind == "process":
+        return ProcessBatcher(loading, limits, on_batch=stats.append)
+    members = [
+        ThreadBatcher(ModelCall(loading.load(), limits), limits, on_batch=stats.append)
+        for _ in range(1 if kind == "thread" else 2)
+    ]
+    return members[0] if kind == "thread" else BatcherPool(members)
+
+
+def run(
+    kind: str,
+    path: Path,
+    body: Callable[[Batcher], Awaitable[T]],
+    *,
+    limits: BatchLimits | None = None,
+    delay: float = 0.0,
+) -> tuple[T, list[BatchStats]]:
+    """`body` against a started batcher of `kind`; its result and the batches' stats."""
+    stats: list[BatchStats] = []
 
     async def main() -> T:
-        batcher = Batcher(recorder, limits, on_batch=stats.append)
-        batcher.start()
+        batcher = make(kind, path, limits or BatchLimits(max_wait_ms=20), delay, stats)
+        await batcher.start()
         try:
-            return await body(batcher, recorder)
+            return await body(batcher)
         finally:
             await batcher.stop()
 
-    return asyncio.run(main()), recorder, stats
+    return asyncio.run(main()), stats
 
 
-def test_concurrent_requests_share_one_call() -> None:
-    async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
-        return await asyncio.gather(
-            *(batcher.submit([f"t{i}", f"u{i}"], tokens=2, beam_size=1) for i in range(10))
-        )
-
-    results, recorder, stats = run_with(BatchLimits(max_wait_ms=50), body)
-    assert results == [[f"T{i}/1", f"U{i}/1"] for i in range(10)]
-    assert len(recorder.calls) == 1 and stats[0].sentences == 20 and stats[0].tokens == 20
+@pytest.fixture(scope="module")
+def translator(tiny_checkpoint_path: Path) -> Translator:
+    return Translator.load(tiny_checkpoint_path, device="cpu")
 
 
-def test_beam_sizes_are_never_mixed() -> None:
-    async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
-        return await asyncio.gather(
-            *(batcher.submit([f"t{i}"], tokens=1, beam_size=1 + i % 3) for i in range(9))
-        )
-
-    results, recorder, _ = run_with(BatchLimits(max_wait_ms=50), body)
-    assert results == [[f"T{i}/{1 + i % 3}"] for i in range(9)]
-    assert sorted(beam for _, beam in recorder.calls) == [1, 2, 3]
-    for texts, beam in recorder.calls:
-        assert all(int(text[1:]) % 3 == beam - 1 for text in texts)
-
-
-def test_candidates_per_sentence_are_never_mixed_and_come_back_per_job() -> None:
-    async def body(batcher: Batcher, _: Recorder) -> list[list[str]]:
-        return await asyncio.gather(
-            batcher.submit(["a", "b"], tokens=2, beam_size=3, n_best=3),
-            batcher.submit(["c"], tokens=1, beam_size=3),
-            batcher.submit(["d"], tokens=1, beam_size=3, n_best=3),
-            batcher.submit(["e"], tokens=1, beam_size=3, n_best=2),
-        )
-
-    results, recorder, stats = run_with(BatchLimits(max_wait_ms=50), body)
-    assert results == [
-        ["A/3", "A/3#1", "A/3#2", "B/3", "B/3#1", "B/3#2"],
-        ["C/3"],
-        ["D/3", "D/3#1", "D/3#2"],
-        ["E/3", "E/3#1"],
-    ]
-    assert sorted(recorder.options) == [(3, 1), (3, 2), (3, 3)]
-    assert [texts for texts, _ in recorder.calls if len(texts) == 3] == [["a", "b", "d"]]
-    assert sum(stat.sentences for stat in stats) == 5  # sentences, not candidates
-
-
-def test_a_big_request_is_translated_alone() -> None:
-    async def body(batcher: Batcher, _: Recorder) -> list[str]:
-        return await batcher.submit([f"t{i}" for i in range(7)], tokens=7, beam_size=1)
-
-    result, recorder, _ = run_with(BatchLimits(max_batch_size=4), body)
-    assert len(result) == 7 and len(recorder.calls) == 1
-
-
-@pytest.mark.parametrize(("rejoin_wait_ms", "sizes"), [(1000, [8, 8]), (0, [8, 2, 6])])
-def test_next_batch_waits_for_the_clients_just_answered(
-    rejoin_wait_ms: float, sizes: list[int]
+@pytest.mark.parametrize("kind", KINDS)
+def test_answers_are_the_models_and_each_job_gets_its_own(
+    kind: str, tiny_checkpoint_path: Path, translator: Translator
 ) -> None:
-    async def body(batcher: Batcher, _: Recorder) -> None:
-        await asyncio.gather(*(batcher.submit([f"a{i}"], tokens=1, beam_size=1) for i in range(8)))
+    greedy, ranked = SearchOptions(beam_size=1), SearchOptions(beam_size=3, n_best=3)
+    jobs = [(translator.encode(TEXTS[i : i + 3]), greedy if i % 2 else ranked) for i in range(8)]
 
-        async def client(i: int) -> list[str]:
-            await asyncio.sleep(0 if i < 2 else 0.1)  # six of the eight answered come back late
-            return await batcher.submit([f"b{i}"], tokens=1, beam_size=1)
+    async def body(batcher: Batcher) -> list[Any]:
+        return await asyncio.gather(*(batcher.submit(ids, options) for ids, options in jobs))
 
-        await asyncio.gather(*(client(i) for i in range(8)))
-
-    limits = BatchLimits(max_wait_ms=5, rejoin_wait_ms=rejoin_wait_ms)
-    _, recorder, _ = run_with(limits, body)
-    assert [len(texts) for texts, _ in recorder.calls] == sizes
+    results, _ = run(kind, tiny_checkpoint_path, body)
+    assert results == [translator.translate_ids(ids, options) for ids, options in jobs]
+    assert all(len(candidates) == 3 for candidates in results[0])
 
 
-def test_full_queue_raises() -> None:
-    async def body(batcher: Batcher, recorder: Recorder) -> list[Any]:
-        recorder.gate.clear()  # the first job holds the worker
-        first = asyncio.ensure_future(batcher.submit(["a"], tokens=1, beam_size=1))
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_job_is_answered_at_once(kind: str, tiny_checkpoint_path: Path) -> None:
+    async def body(batcher: Batcher) -> tuple[Any, float]:
+        started = time.monotonic()
+        answer = await asyncio.wait_for(batcher.submit([], SearchOptions(beam_size=1)), 5)
+        return answer, time.monotonic() - started
+
+    (answer, seconds), stats = run(kind, tiny_checkpoint_path, body, delay=1.0)
+    assert answer == [] and seconds < 0.5 and not stats
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_queue_holds_at_most_max_queue_size_waiting_jobs(
+    kind: str, tiny_checkpoint_path: Path, translator: Translator
+) -> None:
+    ids, options = translator.encode(["eins zwei drei vier"]), SearchOptions(beam_size=1)
+    limits = BatchLimits(max_wait_ms=0, max_batch_size=1, max_queue_size=2)
+    members = 2 if kind == "pool" else 1
+
+    async def body(batcher: Batcher) -> list[Any]:
+        busy = [asyncio.ensure_future(batcher.submit(ids, options)) for _ in range(members)]
+        await asyncio.sleep(0.2)  # the decoders are busy with those (5 steps of 0.15 s)
+        waiting = [asyncio.ensure_future(batcher.submit(ids, options)) for _ in range(3 * members)]
+        return await asyncio.gather(*busy, *waiting, return_exceptions=True)
+
+    results, _ = run(kind, tiny_checkpoint_path, body, limits=limits, delay=0.15)
+    full = [result for result in results if isinstance(result, QueueFullError)]
+    assert len(full) == members and all("2 requests are waiting" in str(e) for e in full)
+    assert results.count(translator.translate_ids(ids, options)) == 3 * members
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_abandoned_jobs_are_not_decoded(
+    kind: str, tiny_checkpoint_path: Path, translator: Translator
+) -> None:
+    options = SearchOptions(beam_size=1)
+    texts = ("eins zwei drei vier fünf", "zwei drei", "vier")
+    first, gone, kept = (translator.encode([text]) for text in texts)
+
+    async def body(batcher: Batcher) -> Any:
+        running = asyncio.ensure_future(batcher.submit(first, options))
+        await asyncio.sleep(0.2)  # the decoder is busy with it (6 steps of 0.1 s)
+        abandoned = [asyncio.ensure_future(batcher.submit(gone, options)) for _ in range(3)]
+        waiting = asyncio.ensure_future(batcher.submit(kept, options))
         await asyncio.sleep(0.05)
-        queued = [asyncio.ensure_future(batcher.submit([x], tokens=1, beam_size=1)) for x in "bc"]
-        await asyncio.sleep(0)
-        with pytest.raises(QueueFullError, match="2 requests are waiting"):
-            await batcher.submit(["d"], tokens=1, beam_size=1)
-        recorder.gate.set()
-        return await asyncio.gather(first, *queued)
-
-    results, _, _ = run_with(BatchLimits(max_queue_size=2, max_batch_size=1), body)
-    assert results == [["A/1"], ["B/1"], ["C/1"]]
-
-
-def test_cancelled_requests_are_skipped_and_forgotten() -> None:
-    async def body(batcher: Batcher, recorder: Recorder) -> tuple[list[str], int]:
-        recorder.gate.clear()
-        first = asyncio.ensure_future(batcher.submit(["a"], tokens=1, beam_size=1))
-        await asyncio.sleep(0.05)
-        abandoned = [
-            asyncio.ensure_future(batcher.submit([x], tokens=1, beam_size=1)) for x in "bcd"
-        ]
-        kept = asyncio.ensure_future(batcher.submit(["e"], tokens=1, beam_size=1))
-        await asyncio.sleep(0)
         for task in abandoned:
             task.cancel()
-        recorder.gate.set()
-        result = await kept
-        await first
-        return result, batcher.depth
+        return await asyncio.gather(running, waiting)
 
-    (result, depth), recorder, _ = run_with(BatchLimits(max_wait_ms=20), body)
-    assert result == ["E/1"] and depth == 0
-    assert [texts for texts, _ in recorder.calls] == [["a"], ["e"]]
-
-
-def test_a_failing_call_fails_its_requests_and_the_worker_goes_on() -> None:
-    async def body(batcher: Batcher, _: Recorder) -> list[str]:
-        failed = await asyncio.gather(
-            batcher.submit(["boom"], tokens=1, beam_size=1),
-            batcher.submit(["x"], tokens=1, beam_size=1),
-            return_exceptions=True,
-        )
-        assert all(isinstance(error, RuntimeError) for error in failed)
-        return await batcher.submit(["y"], tokens=1, beam_size=1)
-
-    result, _, _ = run_with(BatchLimits(max_wait_ms=20), body)
-    assert result == ["Y/1"]
+    limits = BatchLimits(max_wait_ms=0, max_batch_size=1)
+    results, stats = run(kind, tiny_checkpoint_path, body, limits=limits, delay=0.1)
+    assert results[1] == translator.translate_ids(kept, options)
+    if kind != "pool":  # a pool's idle member may take an abandoned job before it goes
+        assert sum(stat.sentences for stat in stats) == 2
 
 
-# --- through the app ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("batching", ["continuous", "static"])
-def test_simultaneous_http_requests_are_batched_and_answered_correctly(
-    tiny_checkpoint_path: Path, batching: str
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_job_larger_than_a_batch_lets_others_in_between(
+    kind: str, tiny_checkpoint_path: Path, translator: Translator
 ) -> None:
-    texts = [source for source, _ in number_pairs(48, seed=7)]
-    translator = Translator.load(tiny_checkpoint_path, device="cpu")
-    expected = [translator.translate([text], beam_size=1)[0] for text in texts]
-    settings = Settings(
-        model=str(tiny_checkpoint_path), device="cpu", max_wait_ms=20, batching=batching
+    options = SearchOptions(beam_size=1)
+    big, small = translator.encode(TEXTS[:8]), translator.encode(["neun"])
+
+    async def body(batcher: Batcher) -> tuple[float, float, Any]:
+        started = time.monotonic()
+        large = asyncio.ensure_future(batcher.submit(big, options))
+        await asyncio.sleep(0.1)
+        answer = await batcher.submit(small, options)
+        small_done = time.monotonic() - started
+        await large
+        return small_done, time.monotonic() - started, answer
+
+    limits = BatchLimits(max_wait_ms=0, max_batch_size=2)
+    (small_done, large_done, answer), stats = run(
+        kind, tiny_checkpoint_path, body, limits=limits, delay=0.02
     )
-    app = create_app(settings)
-
-    async def main() -> tuple[list[httpx.Response], str]:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-        ):
-            responses = await asyncio.gather(
-                *(client.post("/translate", json={"text": text}) for text in texts)
-            )
-            return list(responses), (await client.get("/metrics")).text
-
-    responses, metrics = asyncio.run(main())
-    assert [response.json()["translation"] for response in responses] == expected
-    calls = float(re.search(r"^seq2seq_batch_size_sentences_count (\S+)$", metrics, re.M)[1])
-    rows = float(re.search(r"^seq2seq_batch_size_sentences_sum (\S+)$", metrics, re.M)[1])
-    assert rows / calls > 2  # sentences were decoded together (per call, or per step)
-    assert re.search(r'^seq2seq_batch_size_sentences_bucket\{le="1.0"\} (\S+)$', metrics, re.M)
+    assert answer == translator.translate_ids(small, options)
+    assert small_done < 0.75 * large_done  # answered between two batches of the big one
+    assert max(stat.rows for stat in stats) <= 2
 
 
-def test_a_lone_client_is_not_delayed_by_the_batch_wait() -> None:
-    """With no other client active, waiting for company would only add latency."""
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_timed_out_job_stops_costing_decoder_time(
+    kind: str, tiny_checkpoint_path: Path, translator: Translator
+) -> None:
+    options = SearchOptions(beam_size=4)
+    big, small = translator.encode(TEXTS * 4), translator.encode(["neun"])
 
-    async def body(batcher: Batcher, _: Recorder) -> list[float]:
-        seconds = []
-        for i in range(3):
-            started = asyncio.get_running_loop().time()
-            await batcher.submit([f"t{i}"], tokens=1, beam_size=1)
-            seconds.append(asyncio.get_running_loop().time() - started)
-        return seconds
+    async def body(batcher: Batcher) -> float:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(batcher.submit(big, options), 0.3)
+        started = time.monotonic()
+        await batcher.submit(small, options)
+        return time.monotonic() - started
 
-    seconds, recorder, _ = run_with(BatchLimits(max_wait_ms=2000), body)
-    assert max(seconds) < 1.0 and len(recorder.calls) == 3
+    limits = BatchLimits(max_wait_ms=0, max_batch_size=64)
+    seconds, _ = run(kind, tiny_checkpoint_path, body, limits=limits, delay=0.1)
+    # The big batch (48 sentences x 4 beams, about 10 steps of 0.1 s) stopped at its next
+    # step; the small one needs about 5.
+    assert seconds < 0.9
+
+
+def test_job_takes_what_fits_and_at_least_one_sentence() -> None:
+    limits = BatchLimits(max_batch_size=3, max_batch_tokens=10)
+    loop = asyncio.new_event_loop()
+    job = Job([[1] * 4, [1] * 4, [1] * 20, [1]], SearchOptions(), loop.create_future())
+    assert list(job.take(limits, 0, 0)) == [0, 1]
+    assert list(job.take(limits, 0, 0)) == [2]  # too long alone, but a batch takes one
+    assert list(job.take(limits, 3, 0)) == [] and job.waiting == 1  # the batch is full
+    assert list(job.take(limits, 1, 1)) == [3] and job.waiting == 0
+    loop.close()
+
+
+def test_limits_fit() -> None:
+    limits = BatchLimits(max_batch_size=2, max_batch_tokens=5)
+    assert limits.fits(2, 5) and not limits.fits(3, 1) and not limits.fits(1, 6)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from seq2seq import Translator
+from seq2seq import SearchOptions, Translator
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -55,7 +55,7 @@ def test_page_translates_in_a_real_browser(
     from selenium.webdriver.support.ui import WebDriverWait
 
     expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(
-        ["zwei drei", "neun"], beam_size=1
+        ["zwei drei", "neun"], SearchOptions(beam_size=1)
     )
     driver = browser
     driver.get(server_url + "/")

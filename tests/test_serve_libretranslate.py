@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from seq2seq import Translator
+from seq2seq import SearchOptions, Translator
 from serve.app import create_app
 from serve.settings import Settings
 
@@ -31,14 +31,18 @@ def client(tiny_checkpoint_path: Path) -> Iterator[TestClient]:
 def test_form_body_translates_like_json(client: TestClient, translator: Translator) -> None:
     fields = {"q": "eins zwei", "source": "de", "target": "en", "format": "text"}
     body = client.post("/translate", data=fields).json()  # how libretranslatepy sends it
-    assert body["translatedText"] == translator.translate(["eins zwei"], beam_size=1)[0]
+    assert (
+        body["translatedText"] == translator.translate(["eins zwei"], SearchOptions(beam_size=1))[0]
+    )
     assert body == {**client.post("/translate", json=fields).json(), "time_ms": body["time_ms"]}
 
 
 def test_repeated_q_is_a_list_in_order(client: TestClient, translator: Translator) -> None:
     form = urlencode([("q", "drei"), ("q", "eins zwei"), ("beam_size", "2")])
     body = client.post("/translate", content=form, headers=FORM).json()
-    assert body["translatedText"] == translator.translate(["drei", "eins zwei"], beam_size=2)
+    assert body["translatedText"] == translator.translate(
+        ["drei", "eins zwei"], SearchOptions(beam_size=2)
+    )
     assert body["beam_size"] == 2
 
 
@@ -47,7 +51,7 @@ def test_unescaped_utf8_form_as_curl_sends_it(client: TestClient, translator: Tr
     assert response.status_code == 200, response.text
     assert (
         response.json()["translatedText"]
-        == translator.translate(["Ein Hund läuft."], beam_size=1)[0]
+        == translator.translate(["Ein Hund läuft."], SearchOptions(beam_size=1))[0]
     )
 
 
@@ -58,7 +62,7 @@ def test_bad_forms_are_422_with_a_reason(client: TestClient) -> None:
         (b"source=de", "give exactly one of 'text', 'texts' or 'q'"),
         (b"q=eins&beam_size=many", "beam_size"),
         (b"q=eins&beam_size=99", "beam_size"),
-        (b"q=eins&target=fr", "model translates de->en"),
+        (b"q=eins&target=fr", "unsupported language pair de->fr: this server translates de->en"),
     ]
     for content, reason in cases:
         response = client.post("/translate", content=content, headers=FORM)
@@ -97,16 +101,16 @@ def test_html_format_translates_between_the_tags(
     page = '<p class="a">eins zwei <b>drei</b></p><code>vier</code>'
     fields = {"q": page, "source": "de", "target": "en", "format": "html"}
     body = client.post("/translate", data=fields).json()
-    first, second = translator.translate(["eins zwei", "drei"], beam_size=1)
+    first, second = translator.translate(["eins zwei", "drei"], SearchOptions(beam_size=1))
     assert body["translatedText"] == f'<p class="a">{first} <b>{second}</b></p><code>vier</code>'
     as_text = client.post("/translate", json={**fields, "format": "text"}).json()
-    assert as_text["translatedText"] == translator.translate([page], beam_size=1)[0]
+    assert as_text["translatedText"] == translator.translate([page], SearchOptions(beam_size=1))[0]
 
 
 def candidates(translator: Translator, text: str, n_best: int) -> list[str]:
     """The distinct translations of a beam as wide as `n_best`, best first."""
-    hypotheses = translator.translate_nbest([text], n_best=n_best, beam_size=n_best)[0]
-    return list(dict.fromkeys(translator.decode([hyp.tokens for hyp in hypotheses])))
+    options = SearchOptions(beam_size=n_best, n_best=n_best)
+    return list(dict.fromkeys(translator.translate_ranked([text], options)[0]))
 
 
 def test_alternatives_are_the_beams_other_translations(
@@ -149,6 +153,6 @@ def test_the_libretranslate_python_client(server_url: str, translator: Translato
     from libretranslatepy import LibreTranslateAPI
 
     client = LibreTranslateAPI(server_url + "/")
-    expected = translator.translate(["eins zwei drei"], beam_size=1)[0]
+    expected = translator.translate(["eins zwei drei"], SearchOptions(beam_size=1))[0]
     assert client.translate("eins zwei drei", source="de", target="en") == expected
     assert [language["code"] for language in client.languages()] == ["de", "en"]

@@ -28,13 +28,37 @@ def test_each_input_field_gives_its_texts_in_order(
 
 def test_answers_take_the_shape_of_the_input() -> None:
     one, listed = TranslateRequest(q="eins"), TranslateRequest(q=["eins", "zwei"])
-    assert one.libretranslate_answer(["one"]) == "one"
-    assert listed.libretranslate_answer(["one", "two"]) == ["one", "two"]
-    assert TranslateRequest(text="eins").libretranslate_answer(["one"]) is None
-    others = [["won", "on"], ["too"]]
-    assert TranslateRequest(q="eins", alternatives=2).alternatives_answer(others[:1]) == others[0]
-    assert TranslateRequest(texts=["a", "b"], alternatives=2).alternatives_answer(others) == others
-    assert TranslateRequest(q="eins").alternatives_answer(others[:1]) is None
+    assert one.shaped(["one"]) == "one"
+    assert listed.shaped(["one", "two"]) == ["one", "two"]
+    assert TranslateRequest(text="eins").shaped([["won", "on"]]) == ["won", "on"]
+    assert TranslateRequest(texts=["a", "b"]).shaped([["won"], ["too"]]) == [["won"], ["too"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "a", "beam_size": "5"},
+        {"text": "a", "beam_size": 5.0},
+        {"text": "a", "beam_size": True},
+        {"text": "a", "alternatives": False},
+        {"text": None, "q": "a"},
+        {"text": "a", "source": None},
+        {"text": "a", "source": "German"},
+        {"text": "a", "target": "auto"},
+    ],
+)
+def test_types_are_strict_and_nothing_is_null(body: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        TranslateRequest.model_validate(body)
+
+
+def test_the_schema_says_exactly_one_input_and_no_nulls() -> None:
+    schema = TranslateRequest.model_json_schema()
+    assert schema["oneOf"] == [{"required": ["text"]}, {"required": ["texts"]}, {"required": ["q"]}]
+    for name, field in schema["properties"].items():
+        assert ("null" not in str(field.get("type")) and "anyOf" not in field) or name == "q"
+        assert field.get("default") is None or name == "alternatives"
+    assert schema["properties"]["texts"]["minItems"] == 1
 
 
 @pytest.mark.parametrize(

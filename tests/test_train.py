@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq import Translator, load_checkpoint
+from seq2seq import SearchOptions, Translator, load_checkpoint
 from seq2seq.cli import main
 from seq2seq.precision import cpu_bf16_autocast_works
 from tests.conftest import number_pairs
@@ -179,7 +179,7 @@ def test_end_to_end_on_multi30k_subset(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert '"bleu"' in capsys.readouterr().out
     translator = Translator.load(best, device="cpu")
-    (output,) = translator.translate(["Ein Mann."], beam_size=2)
+    (output,) = translator.translate(["Ein Mann."], SearchOptions(beam_size=2))
     assert isinstance(output, str) and output
     records = (tmp_path / "run/metrics.jsonl").read_text().splitlines()
     losses = [record for record in records if "train_loss" in record]

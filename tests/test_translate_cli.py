@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq import Translator
+from seq2seq import SearchOptions, Translator
 from seq2seq.cli import main
 
 LINES = ["eins zwei", "", "drei vier fünf"]
@@ -18,7 +18,9 @@ def test_stdin_to_stdout(
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
     assert main(["translate", "--model", str(tiny_checkpoint_path), "--beam-size", "2"]) == 0
-    expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(LINES, beam_size=2)
+    expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(
+        LINES, SearchOptions(beam_size=2)
+    )
     assert capsys.readouterr().out.splitlines() == expected
 
 
@@ -32,7 +34,7 @@ def test_n_best_lists_rank_the_beams_translations_of_each_line(
     assert [number for number, _, _ in entries] == ["0"] * 3 + ["1"] + ["2"] * 3
     assert entries[3] == ["1", "", "0.0000"]  # an empty line still gets its entry
     translator = Translator.load(tiny_checkpoint_path, device="cpu")
-    best = translator.translate(LINES, beam_size=4, split_sentences=False)
+    best = translator.translate(LINES, SearchOptions(beam_size=4), split_sentences=False)
     for number in (0, 2):
         ranked = [entry for entry in entries if entry[0] == str(number)]
         assert ranked[0][1] == best[number]
@@ -47,7 +49,7 @@ def test_int8_precision(
     args = ["translate", "--model", str(tiny_checkpoint_path), "--precision", "int8"]
     assert main(args) == 0
     int8 = Translator.load(tiny_checkpoint_path, device="cpu", precision="int8")
-    assert capsys.readouterr().out.splitlines() == int8.translate(LINES, beam_size=5)
+    assert capsys.readouterr().out.splitlines() == int8.translate(LINES, SearchOptions(beam_size=5))
 
 
 @pytest.mark.parametrize("split", [True, False])
@@ -62,10 +64,10 @@ def test_sentences_of_a_line_are_translated_one_by_one_unless_no_split(
     assert main(args if split else [*args, "--no-split"]) == 0
     translator = Translator.load(tiny_checkpoint_path, device="cpu")
     if split:
-        expected = " ".join(translator.translate(["eins zwei.", "Drei vier."], beam_size=1))
+        greedy = SearchOptions(beam_size=1)
+        expected = " ".join(translator.translate(["eins zwei.", "Drei vier."], greedy))
     else:
-        expected = translator.nbest_ids(translator.encode(["eins zwei. Drei vier."]))[0][0]
-        expected = translator.decode([expected.tokens])[0]
+        expected = translator.translate(["eins zwei. Drei vier."], split_sentences=False)[0]
     assert capsys.readouterr().out == expected + "\n"
 
 
@@ -82,7 +84,7 @@ def test_files_in_and_out(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--model", "missing.pt"], "missing.pt: no such checkpoint file"),
-        (["--model", "{model}", "--beam-size", "0"], "--batch-size and --max-length must be"),
+        (["--model", "{model}", "--beam-size", "0"], "--beam-size must be at least 1, got 0"),
         (["--model", "{model}", "--max-length", "0"], "--max-length must be at least 1"),
         (["--model", "{model}", "--input", "absent.txt"], "No such file or directory"),
         (["--model", "{model}", "--length-penalty", "-0.5"], "--length-penalty must be 0 or more"),

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import number_pairs
 
-from seq2seq import Translator
-from seq2seq.translator import SearchOptions, resolve_device
+from seq2seq import SearchOptions, Translator
+from seq2seq.translator import resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -18,17 +18,17 @@ def translator(tiny_checkpoint_path: Path) -> Translator:
 
 def test_translates_the_number_language(translator: Translator) -> None:
     pairs = number_pairs(200, seed=11)
-    outputs = translator.translate([s for s, _ in pairs], beam_size=5)
+    outputs = translator.translate([s for s, _ in pairs], SearchOptions(beam_size=5))
     exact = sum(out == ref for out, (_, ref) in zip(outputs, pairs, strict=True)) / len(pairs)
     assert exact >= 0.7
 
 
 def test_keeps_input_order_and_empty_inputs(translator: Translator) -> None:
     texts = ["eins zwei drei vier", "", "fünf", "   ", "sechs sieben"]
-    outputs = translator.translate(texts, beam_size=2)
+    outputs = translator.translate(texts, SearchOptions(beam_size=2))
     assert outputs[1] == outputs[3] == ""
-    assert outputs[0] == translator.translate([texts[0]], beam_size=2)[0]
-    assert outputs[2] == translator.translate([texts[2]], beam_size=2)[0]
+    assert outputs[0] == translator.translate([texts[0]], SearchOptions(beam_size=2))[0]
+    assert outputs[2] == translator.translate([texts[2]], SearchOptions(beam_size=2))[0]
     assert translator.translate([]) == []
 
 
@@ -37,11 +37,12 @@ def test_encoded_sources_translate_like_their_texts(translator: Translator, beam
     texts = [s for s, _ in number_pairs(20, seed=13)] + [""]
     sources = translator.encode(texts)
     assert sources[-1] == [] and all(sources[:-1])
-    expected = translator.translate(texts, beam_size=beam_size)
-    assert translator.translate_ids(sources, beam_size=beam_size) == expected
-    best = translator.nbest_ids(sources, beam_size=beam_size, n_best=beam_size)
-    decoded = translator.tokenizers.tgt.decode([hyps[0].tokens for hyps in best[:-1]])
-    assert decoded == expected[:-1]
+    options = SearchOptions(beam_size=beam_size, n_best=beam_size)
+    expected = translator.translate_ranked(texts[:-1], options, split_sentences=False)
+    ranked = translator.translate_ids(sources, options)
+    assert ranked[:-1] == expected and ranked[-1] == [""]
+    best = translator.search(sources, options)
+    assert [translator.decode([h.tokens for h in hyps]) for hyps in best[:-1]] == expected
     assert best[-1] == []
 
 
@@ -50,8 +51,10 @@ def test_batching_limits_do_not_change_output(
     translator: Translator, batch_size: int, batch_tokens: int
 ) -> None:
     texts = [s for s, _ in number_pairs(30, seed=12)]
-    expected = translator.translate(texts, beam_size=3)
-    got = translator.translate(texts, beam_size=3, batch_size=batch_size, batch_tokens=batch_tokens)
+    expected = translator.translate(texts, SearchOptions(beam_size=3))
+    got = translator.translate(
+        texts, SearchOptions(beam_size=3), batch_size=batch_size, batch_tokens=batch_tokens
+    )
     assert got == expected
 
 
@@ -69,7 +72,8 @@ def test_over_long_input_is_truncated_with_a_warning(
 
 
 def test_max_length_caps_the_output(translator: Translator) -> None:
-    output = translator.translate_nbest(["eins zwei drei vier fünf"], beam_size=1, max_length=2)
+    options = SearchOptions(beam_size=1, max_length=2)
+    output = translator.search(translator.encode(["eins zwei drei vier fünf"]), options)
     assert len(output[0][0].tokens) <= 2
 
 

@@ -10,7 +10,7 @@ import torch
 from conftest import number_pairs
 from datasets import Dataset
 
-from seq2seq import Seq2Seq, TokenizerPair, Translator, load_checkpoint
+from seq2seq import SearchOptions, Seq2Seq, TokenizerPair, Translator, load_checkpoint
 from training.batching import collate
 from training.loss import token_loss
 from training.metrics import corpus_scores
@@ -58,7 +58,7 @@ def test_run_scores_greedy_translations_of_the_first_sentences_and_restores_trai
     assert record["val_sentences"] == 12 and 0.0 < record["val_bleu"] <= 100.0
     assert record["val_ppl"] == pytest.approx(math.exp(record["val_loss"]), abs=0.01)
     hypotheses = Translator(model, tokenizers, device="cpu").translate(
-        data["src"][:12], beam_size=1
+        data["src"][:12], SearchOptions(beam_size=1)
     )
     model.train()
     assert record["val_bleu"] == corpus_scores(hypotheses, data["tgt"][:12])["bleu"]

@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from seq2seq import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from seq2seq.cli import UsageError
+from seq2seq.arguments import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq import Translator
-from seq2seq.cli import UsageError
-from seq2seq.translate_cli import add_decoding_arguments, decoding_options
+from seq2seq.arguments import UsageError, add_decoding_arguments, search_options
 from training.config import DataConfig
 from training.data import parallel_files, read_lines
 from training.metrics import corpus_scores
@@ -85,7 +84,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--ref is required unless --data and --split are given")
     if args.model and not args.data and not args.src:
         raise UsageError("--model needs --src and --ref, or --data and --split")
-    decoding_options(args)  # checks them
+    search_options(args)  # checks them
     if args.hyp_out and args.split and len(args.split) > 1 and "{split}" not in args.hyp_out:
         raise UsageError("with several --split, --hyp-out must contain '{split}'")
 
@@ -136,7 +135,12 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
     hypotheses = job.hypotheses
     if hypotheses is None:
         assert translator is not None and job.sources is not None
-        hypotheses = translator.translate(job.sources, **decoding_options(args))
+        hypotheses = translator.translate(
+            job.sources,
+            search_options(args),
+            split_sentences=args.split_sentences,
+            batch_size=args.batch_size,
+        )
         if args.hyp_out:
             out = Path(args.hyp_out.replace("{split}", job.name))
             out.parent.mkdir(parents=True, exist_ok=True)

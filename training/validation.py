@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from seq2seq import Seq2Seq, TokenizerPair, Translator
+from seq2seq import SearchOptions, Seq2Seq, TokenizerPair, Translator
 from training.batching import Batch, TokenBatchSampler, collate
 from training.loss import token_loss
 from training.metrics import corpus_scores
@@ -60,7 +60,7 @@ class Validator:
             loss = self.loss(model)
             device = next(model.parameters()).device
             translator = Translator(model, self.tokenizers, device=device)
-            hypotheses = translator.translate(self.sources, beam_size=self.beam_size)
+            hypotheses = translator.translate(self.sources, SearchOptions(beam_size=self.beam_size))
         finally:
             model.train()
         scores = corpus_scores(hypotheses, self.references)

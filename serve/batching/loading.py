@@ -1,0 +1,56 @@
+"""How a model is loaded for decoding, and the translate call every batcher makes of it.
+
+`Loading` is small and picklable, so that an inference process can be told what to load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import torch
+
+from seq2seq import SearchOptions, Translator
+from seq2seq.precision import Precision
+from seq2seq.search import StopFn
+from serve.batching import BatchLimits, Ranked
+
+
+@dataclass(frozen=True)
+class Loading:
+    """A checkpoint and where and how it decodes."""
+
+    path: str
+    device: str = "auto"
+    precision: Precision = "fp32"
+    threads: int = 0
+    """torch CPU threads of the process that loads it; 0 leaves torch's choice."""
+
+    def load(self) -> Translator:
+        """The model, ready to translate (raises `CheckpointError` with a one-line reason)."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return Translator.load(self.path, device=self.device, precision=self.precision)
+
+    def sharing(self, processes: int) -> Loading:
+        """This, for one of `processes` inference processes: an equal share of the cores
+        unless the threads are set."""
+        threads = self.threads or max(1, (os.cpu_count() or 1) // processes)
+        return replace(self, threads=threads)
+
+
+class ModelCall:
+    """One batch of a model within `limits`: the translations of each source, best first
+    (a `TranslateFn`)."""
+
+    def __init__(self, translator: Translator, limits: BatchLimits) -> None:
+        self.translator, self.limits = translator, limits
+
+    def __call__(self, sources: list[list[int]], options: SearchOptions, stop: StopFn) -> Ranked:
+        return self.translator.translate_ids(
+            sources,
+            options,
+            batch_size=self.limits.max_batch_size,
+            batch_tokens=max(6000, self.limits.max_batch_tokens * options.beam_size),
+            stop=stop,
+        )
