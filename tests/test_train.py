@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import training.fit
+import training.loop
 from seq2seq import Translator, load_checkpoint
 from seq2seq.cli import main
 from seq2seq.precision import cpu_bf16_autocast_works
@@ -58,6 +60,56 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
         assert torch.equal(first[name], second[name]), name
     state = load_checkpoint(tmp_path / "halves/last.pt").training_state
     assert state["progress"]["step"] == 12
+
+
+class FakeClock:
+    """`time.monotonic` for the training loop: every optimizer step takes one second."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class Killed(Exception):
+    """The process dies here, like kill -9: only the checkpoints already written remain."""
+
+
+TRAIN_STEP = Trainer.train_step
+
+
+def one_second_steps(monkeypatch: pytest.MonkeyPatch, *, killed_at: int | None) -> None:
+    """Steps of one fake second each; step `killed_at` never finishes (no final save)."""
+    clock = FakeClock()
+    monkeypatch.setattr(training.fit, "time", clock)
+    monkeypatch.setattr(training.loop, "time", clock)
+
+    def timed_step(self: Trainer, batch: object) -> float:
+        if self.progress.step + 1 == killed_at:
+            raise Killed
+        clock.now += 1.0
+        return TRAIN_STEP(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Trainer, "train_step", timed_step)
+
+
+def test_resumed_run_keeps_the_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 12-second budget, killed in step 6 (last.pt of step 4), resumed: 8 seconds remain."""
+    overrides = tiny_overrides(
+        tmp_path, "run", train__max_steps=0, train__max_minutes=0.2, train__eval_every=3
+    )
+    one_second_steps(monkeypatch, killed_at=6)
+    with pytest.raises(Killed):
+        train(load_config(TINY, overrides))
+    last = load_checkpoint(tmp_path / "run/last.pt")
+    assert last.training_state["progress"]["step"] == 4
+    assert last.training_state["progress"]["elapsed"] == pytest.approx(4.0)
+    assert load_checkpoint(tmp_path / "run/best.pt").metadata["elapsed_s"] == pytest.approx(3.0)
+    one_second_steps(monkeypatch, killed_at=None)
+    assert train(load_config(TINY, overrides), resume=True).reason == "max_minutes"
+    progress = load_checkpoint(tmp_path / "run/last.pt").training_state["progress"]
+    assert progress["step"] == 12 and progress["elapsed"] == pytest.approx(12.0)
 
 
 def test_failed_checkpoint_write_keeps_the_last_good_one(
