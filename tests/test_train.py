@@ -6,6 +6,7 @@ import gzip
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,31 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(
     after = load_checkpoint(last)
     assert after.training_state["progress"]["step"] == 4
     assert all(torch.equal(before[name], after.model_state[name]) for name in before)
+
+
+def test_a_run_removes_temporary_files_of_interrupted_saves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [
+        Path(tempfile.mkstemp(prefix=f".{name}.", dir=run)[1])  # as save_checkpoint names them
+        for name in ("last.pt", "best.pt", "step-40.pt")
+    ]
+    others = [
+        run / ".last.pt",
+        run / ".notes",
+        run / "last.pt.backup",
+        tmp_path / ".last.pt.x1y2z3w4",
+    ]
+    for path in others:
+        path.write_text("not ours")
+    overrides = tiny_overrides(tmp_path, "run", train__max_steps=2)
+    train(load_config(TINY, overrides))
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in others)
+    line = next(x for x in capsys.readouterr().err.splitlines() if "interrupted save" in x)
+    assert str(run) in line and all(path.name in line for path in stale)
 
 
 def test_sigterm_saves_last_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import datasets
 import torch
 
 from seq2seq import Tokenizer, TokenizerPair
+from seq2seq.checkpoint import remove_stale_temporaries
 from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
@@ -107,6 +109,7 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
     protos: list[bytes] = []
     if context.is_main:
         Path(config.run_dir).mkdir(parents=True, exist_ok=True)
+        clear_interrupted_saves(Path(config.run_dir))
         tokenizers = prepare_tokenizers(config)
         protos = [tokenizers.src.proto, tokenizers.tgt.proto]
         prepare_train_data(config, tokenizers, context)
@@ -116,6 +119,18 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
     batches = prepare_train_data(config, tokenizers, context)
     validator = prepare_validator(config, tokenizers) if context.is_main else None
     return Trainer(config, tokenizers, batches, validator, context)  # type: ignore[arg-type]
+
+
+def clear_interrupted_saves(run_dir: Path) -> None:
+    """Remove the temporary checkpoint files of saves killed mid-write (kill -9), saying which."""
+    removed = remove_stale_temporaries(run_dir)
+    if removed:
+        names = ", ".join(path.name for path in removed)
+        print(
+            f"removed {len(removed)} temporary file(s) of an interrupted save from {run_dir}: "
+            f"{names}",
+            file=sys.stderr,
+        )
 
 
 def tokenizer_paths(config: TrainConfig) -> tuple[Path, Path]:
