@@ -26,7 +26,7 @@ from seq2seq.checkpoint import remove_stale_temporaries
 from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
-from training.data import encode_split, encode_stream, iter_pairs, load_split
+from training.data import describe_source, encode_split, encode_stream, iter_pairs, load_split
 from training.fit import fit
 from training.loop import Trainer, check_training_precision
 from training.validation import Validator
@@ -110,6 +110,7 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
     if context.is_main:
         Path(config.run_dir).mkdir(parents=True, exist_ok=True)
         clear_interrupted_saves(Path(config.run_dir))
+        print(f"data: {describe_source(config.data)}", file=sys.stderr)
         tokenizers = prepare_tokenizers(config)
         protos = [tokenizers.src.proto, tokenizers.tgt.proto]
         prepare_train_data(config, tokenizers, context)
