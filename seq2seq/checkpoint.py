@@ -1,12 +1,14 @@
 """One self-describing checkpoint file: model config, weights, tokenizers, languages, metadata.
 
 Files are read with `torch.load(weights_only=True)`, so loading never runs pickled code, and
-written to a temporary file that is renamed into place, so a crash never leaves half a file.
+written to a temporary file that is renamed into place, so a crash never leaves half a file
+(a process killed mid-write leaves the temporary file; `remove_stale_temporaries` clears them).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
 
 FORMAT = "seq2seq-checkpoint"
 VERSION = 1
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+\.pt)\.[a-z0-9_]{8}")
+"""A temporary file of `save_checkpoint`: `.{name}.` and `tempfile.mkstemp`'s 8 characters."""
 
 
 class CheckpointError(ValueError):
@@ -102,6 +106,21 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Non
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that killed saves left in `directory`; returns their paths.
+
+    Only for a directory no other process is saving into (a run directory as its run starts).
+    """
+    stale = [
+        path
+        for path in sorted(Path(directory).glob(".*.pt.*"))
+        if TEMPORARY_NAME.fullmatch(path.name) and path.is_file() and not path.is_symlink()
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, weights: bool = True) -> Checkpoint:

@@ -1,6 +1,7 @@
 """Checkpoints: identical translations after reload, one-line errors, no pickled code, atomic."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from seq2seq import (
     load_checkpoint,
     save_checkpoint,
 )
-from seq2seq.checkpoint import FORMAT
+from seq2seq.checkpoint import FORMAT, remove_stale_temporaries
 
 TEXTS = [s for s, _ in number_pairs(20, seed=7)]
 
@@ -112,6 +113,34 @@ def test_failed_save_keeps_the_previous_file(
         save_checkpoint(checkpoint, path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_temporary_files_of_killed_saves_are_removed(
+    tiny_checkpoint_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint, names = load_checkpoint(tiny_checkpoint_path), []
+    make_temporary = tempfile.mkstemp
+
+    def recorded(*args: object, **kwargs: object) -> tuple[int, str]:
+        handle, name = make_temporary(*args, **kwargs)  # type: ignore[call-overload]
+        names.append(name)
+        return handle, name  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(tempfile, "mkstemp", recorded)
+    for name in ("last.pt", "step-10.pt"):
+        save_checkpoint(checkpoint, tmp_path / name)
+    monkeypatch.undo()
+    stale = [Path(name) for name in names]
+    for path in stale:  # what a process killed between writing and renaming leaves
+        path.write_bytes(b"half a checkpoint")
+    kept = [tmp_path / ".last.pt", tmp_path / ".last.pt.bak", tmp_path / "last.pt.x1y2z3w4"]
+    for path in kept:
+        path.write_bytes(b"not a temporary checkpoint")
+    assert remove_stale_temporaries(tmp_path) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["last.pt", "step-10.pt", *(p.name for p in kept)]
+    )
+    assert remove_stale_temporaries(tmp_path / "absent") == []
 
 
 def test_from_model_copies_weights_to_cpu(tiny_checkpoint_path: Path) -> None:

@@ -6,6 +6,7 @@ No Docker engine runs in CI; the files are checked as data, and with `docker com
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,6 +56,38 @@ def test_train_service_is_a_profile_writing_the_served_model() -> None:
     script = " ".join(train["command"])
     assert "training/configs/multi30k_de_en.yaml" in script
     assert script.endswith(serve["environment"]["SEQ2SEQ_MODEL"])
+
+
+def interpolated(value: Any, env: dict[str, str]) -> Any:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:+replacement}` on every string value."""
+
+    def substitute(match: re.Match[str]) -> str:
+        current, operator, word = env.get(match[1], ""), match[2], match[3]
+        if operator == ":-":
+            return current or word
+        if operator == ":+":
+            return word if current else ""
+        return current
+
+    if isinstance(value, dict):
+        return {key: interpolated(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolated(item, env) for item in value]
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)(?:(:[-+])([^}]*))?\}", substitute, value)
+    return value
+
+
+def test_train_service_reads_a_given_data_directory_else_the_hub() -> None:
+    compose = load("docker-compose.yml")
+    for env, data, source in (
+        ({}, "", "no-data"),
+        ({"MULTI30K_DIR": "/srv/multi30k"}, "/data/multi30k", "/srv/multi30k"),
+    ):
+        train = interpolated(compose["services"]["train"], env)
+        assert train["environment"]["SEQ2SEQ_DATA"] == data  # empty: the preset's hub mirror
+        assert f"{source}:/data/multi30k:ro" in train["volumes"]
+    assert "no-data" in compose["volumes"]  # a named volume, never a host path created by Docker
 
 
 def test_cpu_override_drops_the_gpu_reservation() -> None:

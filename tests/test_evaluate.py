@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+import training.config
+import training.evaluate
 from seq2seq import SearchOptions, Translator
 from seq2seq.cli import main
-from tests.conftest import number_pairs
+from tests.conftest import number_pairs, write_multi30k_mirror
+from training import mirrors
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -83,6 +87,28 @@ def test_dataset_splits_use_the_models_languages(
     assert (tmp_path / "test.hyp").exists()
 
 
+def test_splits_without_data_come_from_the_hub_mirror_when_nothing_is_local(
+    tmp_path: Path,
+    tiny_checkpoint_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(training.config, "REPO", tmp_path / "clone")  # no ../shared/data
+    monkeypatch.delenv("SEQ2SEQ_DATA", raising=False)
+    splits = {"train": number_pairs(3, seed=25), "test": number_pairs(20, seed=26)}
+    root = str(write_multi30k_mirror(tmp_path / "hub", splits))
+    mirror = dataclasses.replace(mirrors.MULTI30K, name=root)  # its split names, files here
+    monkeypatch.setitem(mirrors.MIRRORS, root, mirror)
+    monkeypatch.setattr(training.evaluate, "MULTI30K", mirror)
+    model = str(tiny_checkpoint_path)
+    assert main(["evaluate", "--model", model, "--split", "test_2016_flickr", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["set"] == "test_2016_flickr" and result["sentences"] == 20
+    assert result["bleu"] > 20  # the tiny model mostly knows number words
+    assert f"data: {root} from the Hugging Face hub" in captured.err
+
+
 @pytest.mark.parametrize(("length_penalty", "precision"), [(0.0, "fp32"), (2.0, "int8")])
 def test_search_options_and_precision_reach_the_translator(
     tmp_path: Path,
@@ -131,6 +157,7 @@ def test_search_options_and_precision_reach_the_translator(
         ([], "give --model"),
         (["--model", "m.pt", "--data", "."], "needs at least one --split"),
         (["--hyp", "h.txt"], "--ref is required"),
+        (["--hyp", "h.txt", "--split", "val"], "not --model, --data or --split"),
         (["--hyp", "missing.txt", "--ref", "missing.txt"], "missing.txt"),
         (
             ["--model", "m.pt", "--src", "s", "--ref", "r", "--length-penalty", "-1"],

@@ -6,11 +6,14 @@ import gzip
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
+import training.fit
+import training.loop
 from seq2seq import SearchOptions, Translator, load_checkpoint
 from seq2seq.cli import main
 from seq2seq.precision import cpu_bf16_autocast_works
@@ -60,6 +63,56 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert state["progress"]["step"] == 12
 
 
+class FakeClock:
+    """`time.monotonic` for the training loop: every optimizer step takes one second."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class Killed(Exception):
+    """The process dies here, like kill -9: only the checkpoints already written remain."""
+
+
+TRAIN_STEP = Trainer.train_step
+
+
+def one_second_steps(monkeypatch: pytest.MonkeyPatch, *, killed_at: int | None) -> None:
+    """Steps of one fake second each; step `killed_at` never finishes (no final save)."""
+    clock = FakeClock()
+    monkeypatch.setattr(training.fit, "time", clock)
+    monkeypatch.setattr(training.loop, "time", clock)
+
+    def timed_step(self: Trainer, batch: object) -> float:
+        if self.progress.step + 1 == killed_at:
+            raise Killed
+        clock.now += 1.0
+        return TRAIN_STEP(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Trainer, "train_step", timed_step)
+
+
+def test_resumed_run_keeps_the_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 12-second budget, killed in step 6 (last.pt of step 4), resumed: 8 seconds remain."""
+    overrides = tiny_overrides(
+        tmp_path, "run", train__max_steps=0, train__max_minutes=0.2, train__eval_every=3
+    )
+    one_second_steps(monkeypatch, killed_at=6)
+    with pytest.raises(Killed):
+        train(load_config(TINY, overrides))
+    last = load_checkpoint(tmp_path / "run/last.pt")
+    assert last.training_state["progress"]["step"] == 4
+    assert last.training_state["progress"]["elapsed"] == pytest.approx(4.0)
+    assert load_checkpoint(tmp_path / "run/best.pt").metadata["elapsed_s"] == pytest.approx(3.0)
+    one_second_steps(monkeypatch, killed_at=None)
+    assert train(load_config(TINY, overrides), resume=True).reason == "max_minutes"
+    progress = load_checkpoint(tmp_path / "run/last.pt").training_state["progress"]
+    assert progress["step"] == 12 and progress["elapsed"] == pytest.approx(12.0)
+
+
 def test_failed_checkpoint_write_keeps_the_last_good_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +133,31 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(
     after = load_checkpoint(last)
     assert after.training_state["progress"]["step"] == 4
     assert all(torch.equal(before[name], after.model_state[name]) for name in before)
+
+
+def test_a_run_removes_temporary_files_of_interrupted_saves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [
+        Path(tempfile.mkstemp(prefix=f".{name}.", dir=run)[1])  # as save_checkpoint names them
+        for name in ("last.pt", "best.pt", "step-40.pt")
+    ]
+    others = [
+        run / ".last.pt",
+        run / ".notes",
+        run / "last.pt.backup",
+        tmp_path / ".last.pt.x1y2z3w4",
+    ]
+    for path in others:
+        path.write_text("not ours")
+    overrides = tiny_overrides(tmp_path, "run", train__max_steps=2)
+    train(load_config(TINY, overrides))
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in others)
+    line = next(x for x in capsys.readouterr().err.splitlines() if "interrupted save" in x)
+    assert str(run) in line and all(path.name in line for path in stale)
 
 
 def test_sigterm_saves_last_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,6 +35,9 @@ class DataConfig:
     """'parallel' ({split}.{lang}[.gz] files), 'tsv', 'jsonl' or 'hub' (Hugging Face hub)."""
     path: str | None = None
     """Data directory, or the hub dataset name; null: $SEQ2SEQ_DATA or ../shared/data/multi30k."""
+    hub_fallback: str | None = None
+    """Hub dataset in this layout, read when path and $SEQ2SEQ_DATA are unset and the default
+    directory is absent ('parallel' only; training.mirrors knows its split names)."""
     hub_config: str | None = None
     """Hub dataset configuration name (e.g. 'de-en' for wmt14); 'hub' only."""
     src_lang: str = "de"

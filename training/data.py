@@ -1,7 +1,8 @@
 """Parallel corpora through Hugging Face `datasets`: hub datasets, local text files, TSV, JSONL.
 
 Local layouts, for any directory `path`:
-- 'parallel': `{split}.{lang}` or `{split}.{lang}.gz`, one sentence a line (the Multi30k layout);
+- 'parallel': `{split}.{lang}` or `{split}.{lang}.gz`, one sentence a line (the Multi30k layout;
+  a preset's `hub_fallback` is read instead when the default directory is absent, see mirrors);
 - 'tsv': `{split}.tsv[.gz]`, source and target in columns `src_field`/`tgt_field` (default 0, 1);
 - 'jsonl': `{split}.jsonl[.gz]`, one object a line with fields `src_field`/`tgt_field`.
 Every loader returns a `datasets.Dataset` with string columns `src` and `tgt`; `encode_split`
@@ -22,6 +23,7 @@ from typing import IO, Any
 import datasets
 
 from seq2seq import TokenizerPair
+from training import mirrors
 from training.config import DataConfig, default_data_dir
 
 Row = dict[str, Any]
@@ -30,6 +32,16 @@ Row = dict[str, Any]
 def data_dir(config: DataConfig) -> Path:
     """The configured local data directory, or the default one."""
     return Path(config.path) if config.path else default_data_dir()
+
+
+def describe_source(config: DataConfig) -> str:
+    """Where the sentence pairs come from, in a few words for the log."""
+    mirror = mirrors.fallback(config)
+    if mirror is not None:
+        return mirrors.describe(mirror)
+    if config.format == "hub":
+        return f"{config.path} from the Hugging Face hub"
+    return f"{data_dir(config)} ({config.format})"
 
 
 def open_text(path: Path) -> IO[str]:
@@ -63,8 +75,11 @@ def parallel_files(config: DataConfig, split: str) -> tuple[Path, Path]:
 
 
 def iter_pairs(config: DataConfig, split: str) -> Iterator[tuple[str, str]]:
-    """(source, target) strings of a local split, read lazily, in file order."""
-    if config.format == "parallel":
+    """(source, target) strings of a local split (or of its hub mirror), in file order."""
+    mirror = mirrors.fallback(config)
+    if mirror is not None:
+        yield from mirrors.mirror_pairs(mirror, config, split)
+    elif config.format == "parallel":
         yield from _iter_parallel(*parallel_files(config, split))
     elif config.format == "tsv":
         yield from _iter_tsv(split_file(data_dir(config), f"{split}.tsv"), config)
@@ -206,6 +221,7 @@ def encoder(tokenizers: TokenizerPair) -> Callable[[dict[str, list[str]]], dict[
 def cache_key(config: DataConfig, split: str, tokenizers: TokenizerPair) -> str:
     """A digest of everything the encoded split depends on: files, filters, tokenizers."""
     parts: list[Any] = [config.format, str(config.path), config.hub_config, split, _fields(config)]
+    parts.append(mirrors.fallback(config))
     parts += [config.max_length, config.max_length_ratio, config.dedupe]
     if config.format != "hub":
         for path in sorted(data_dir(config).glob(f"{split}.*")):

@@ -2,8 +2,9 @@
 
 Three ways in:
 - `--model M --src F --ref F`: translate a source file and score it;
-- `--model M --data DIR --split NAME [--split ...]`: score splits of a `{split}.{lang}[.gz]`
-  directory, languages from the checkpoint (or `--src-lang/--tgt-lang`);
+- `--model M [--data DIR] --split NAME [--split ...]`: score splits of a `{split}.{lang}[.gz]`
+  directory, languages from the checkpoint (or `--src-lang/--tgt-lang`); without `--data`,
+  Multi30k as training finds it: $SEQ2SEQ_DATA, ../shared/data/multi30k, else the hub;
 - `--hyp F --ref F`: score existing translations, no model needed.
 Translations go through `seq2seq.Translator`, the object the server uses.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,9 @@ from typing import Any
 from seq2seq import Translator
 from seq2seq.arguments import UsageError, add_decoding_arguments, search_options
 from training.config import DataConfig
-from training.data import parallel_files, read_lines
+from training.data import describe_source, iter_pairs, read_lines
 from training.metrics import corpus_scores
+from training.mirrors import MULTI30K
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", help="source file, one sentence a line (plain or .gz)")
     parser.add_argument("--ref", help="reference translations, aligned with --src or --hyp")
     parser.add_argument("--hyp", help="score these translations instead of running a model")
-    parser.add_argument("--data", help="directory in the {split}.{lang}[.gz] layout")
+    parser.add_argument(
+        "--data",
+        help="directory in the {split}.{lang}[.gz] layout (default: $SEQ2SEQ_DATA, else "
+        "../shared/data/multi30k, else Multi30k from the Hugging Face hub)",
+    )
     parser.add_argument("--split", action="append", help="split of --data (repeatable)")
     parser.add_argument("--src-lang", help="source language of --data (default: the model's)")
     parser.add_argument("--tgt-lang", help="target language of --data (default: the model's)")
@@ -74,16 +81,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.hyp and (args.model or args.data):
-        raise UsageError("--hyp scores existing translations: give --ref, not --model or --data")
+    if args.hyp and (args.model or args.data or args.split):
+        raise UsageError(
+            "--hyp scores existing translations: give --ref, not --model, --data or --split"
+        )
     if not args.hyp and not args.model:
-        raise UsageError("give --model (with --src/--ref or --data/--split) or --hyp with --ref")
+        raise UsageError("give --model (with --src/--ref or --split) or --hyp with --ref")
     if args.data and not args.split:
         raise UsageError("--data needs at least one --split (e.g. --split test_2016_flickr)")
-    if not args.data and not args.ref:
-        raise UsageError("--ref is required unless --data and --split are given")
-    if args.model and not args.data and not args.src:
-        raise UsageError("--model needs --src and --ref, or --data and --split")
+    if not args.split and not args.ref:
+        raise UsageError("--ref is required unless --split is given")
+    if args.model and not args.split and not args.src:
+        raise UsageError("--model needs --src and --ref, or --split (and --data)")
     search_options(args)  # checks them
     if args.hyp_out and args.split and len(args.split) > 1 and "{split}" not in args.hyp_out:
         raise UsageError("with several --split, --hyp-out must contain '{split}'")
@@ -111,12 +120,14 @@ def jobs(args: argparse.Namespace, translator: Translator | None) -> list[Job]:
     tgt_lang = args.tgt_lang or (translator.tgt_lang if translator else None)
     if not src_lang or not tgt_lang:
         raise UsageError("the model names no languages: give --src-lang and --tgt-lang")
-    config = DataConfig(path=args.data, src_lang=src_lang, tgt_lang=tgt_lang)
+    config = DataConfig(
+        path=args.data, hub_fallback=MULTI30K.name, src_lang=src_lang, tgt_lang=tgt_lang
+    )
+    print(f"data: {describe_source(config)}", file=sys.stderr)
     found = []
     for split in args.split:
-        src_path, ref_path = parallel_files(config, split)
-        job = Job(split, read_lines(src_path), read_lines(ref_path))
-        found.append(_aligned(job, str(src_path), str(ref_path)))
+        pairs = list(iter_pairs(config, split))  # line counts are checked as the files are read
+        found.append(Job(split, [src for src, _ in pairs], [tgt for _, tgt in pairs]))
     return found
 
 

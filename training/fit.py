@@ -42,6 +42,7 @@ class Meter:
 def fit(trainer: Trainer) -> str:
     """Train; returns why it stopped: max_steps, max_epochs, max_minutes, early_stopping, signal."""
     started, meter = time.monotonic(), Meter()
+    trainer.session_start = started  # checkpoints written on the way store the time so far
     # From the checkpoint's count alone, so that every rank starts with the same rate.
     max_minutes = trainer.config.train.max_minutes
     trainer.budget_used = share_of_budget(trainer.progress.elapsed, max_minutes)
@@ -58,6 +59,7 @@ def fit(trainer: Trainer) -> str:
         if reason != "max_epochs":
             break
     trainer.progress.elapsed += time.monotonic() - started
+    trainer.session_start = None
     bar.close()
     _finish(trainer, reason, validated_at)
     return reason

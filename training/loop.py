@@ -67,6 +67,7 @@ class Trainer:
         self.budget_used = 0.0  # share of train.max_minutes gone, agreed by all ranks
         self.log = MetricsLog(self.run_dir)
         self.stop_signal = 0
+        self.session_start: float | None = None  # time.monotonic() when `fit` began, in `fit`
 
     def _wrap(self, model: Seq2Seq) -> torch.nn.Module:
         """DistributedDataParallel around the model under torchrun, else the model itself."""
@@ -156,6 +157,7 @@ class Trainer:
             "step": self.progress.step,
             "epoch": self.batches.epoch,
             "best_val_bleu": self.progress.best_bleu,
+            "elapsed_s": round(self.elapsed(), 1),
             "train_config": self.config.to_dict(),
             **(extra or {}),
         }
@@ -182,11 +184,17 @@ class Trainer:
                 "step": progress.step,
                 "best_bleu": progress.best_bleu,
                 "bad_evals": progress.bad_evals,
-                "elapsed": progress.elapsed,
+                "elapsed": self.elapsed(),
                 "tokens": progress.tokens,
             },
             "world_size": self.context.world_size,
         }
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, those of the running `fit` included."""
+        if self.session_start is None:
+            return self.progress.elapsed
+        return self.progress.elapsed + time.monotonic() - self.session_start
 
     def resume(self, path: Path) -> None:
         """Load weights and the complete training state of `path` (a last.pt)."""

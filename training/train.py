@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +22,11 @@ import datasets
 import torch
 
 from seq2seq import Tokenizer, TokenizerPair
+from seq2seq.checkpoint import remove_stale_temporaries
 from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
-from training.data import encode_split, encode_stream, iter_pairs, load_split
+from training.data import describe_source, encode_split, encode_stream, iter_pairs, load_split
 from training.fit import fit
 from training.loop import Trainer, check_training_precision
 from training.validation import Validator
@@ -107,6 +109,8 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
     protos: list[bytes] = []
     if context.is_main:
         Path(config.run_dir).mkdir(parents=True, exist_ok=True)
+        clear_interrupted_saves(Path(config.run_dir))
+        print(f"data: {describe_source(config.data)}", file=sys.stderr)
         tokenizers = prepare_tokenizers(config)
         protos = [tokenizers.src.proto, tokenizers.tgt.proto]
         prepare_train_data(config, tokenizers, context)
@@ -116,6 +120,18 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
     batches = prepare_train_data(config, tokenizers, context)
     validator = prepare_validator(config, tokenizers) if context.is_main else None
     return Trainer(config, tokenizers, batches, validator, context)  # type: ignore[arg-type]
+
+
+def clear_interrupted_saves(run_dir: Path) -> None:
+    """Remove the temporary checkpoint files of saves killed mid-write (kill -9), saying which."""
+    removed = remove_stale_temporaries(run_dir)
+    if removed:
+        names = ", ".join(path.name for path in removed)
+        print(
+            f"removed {len(removed)} temporary file(s) of an interrupted save from {run_dir}: "
+            f"{names}",
+            file=sys.stderr,
+        )
 
 
 def tokenizer_paths(config: TrainConfig) -> tuple[Path, Path]:
