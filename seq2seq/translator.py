@@ -15,6 +15,7 @@ import torch
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
 from seq2seq.codec import TextCodec
 from seq2seq.continuous import GreedyStream
+from seq2seq.introspect import MAX_TOKENS, Inspection, inspect_sentence
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths, pad_sources
@@ -234,6 +235,23 @@ class Translator(TextCodec):
             "precision": self.precision,
             "metadata": self.metadata,
         }
+
+    def inspect(
+        self,
+        text: str,
+        *,
+        beam_size: int = 1,
+        top_k: int = 5,
+        max_tokens: int = MAX_TOKENS,
+        **options: Any,
+    ) -> Inspection:
+        """Every layer's gates, cell and hidden state for `text`, read as one sentence, and
+        the decoder's choices with their `top_k` alternatives; see `seq2seq.introspect`.
+        The translation is `translate([text], beam_size=..., split_sentences=False)`'s.
+        `options` are the other `SearchOptions` fields. `ValueError` for empty text or more
+        than `max_tokens` source subwords."""
+        search = SearchOptions(beam_size=beam_size, **options)
+        return inspect_sentence(self, text, search=search, top_k=top_k, max_tokens=max_tokens)
 
 
 def _length_batches(
