@@ -1,4 +1,4 @@
-"""The `seq2seq` command: a thin dispatcher to `train`, `evaluate`, `average`, `translate`, `serve`.
+"""The `seq2seq` command: a thin dispatcher to `train`, `evaluate`, `translate`, `inspect`, ...
 
 Each subcommand lives in a module with `add_arguments(parser)` and `run(args) -> int`; it is
 imported only when called, so `seq2seq translate` never pays for the server's imports.
@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "average": ("training.average", "average the weights of checkpoints of one run"),
     "translate": ("seq2seq.translate_cli", "translate lines from stdin or a file"),
     "serve": ("serve.app", "run the HTTP translation server"),
+    "inspect": ("seq2seq.inspect_cli", "show one sentence's gates, cells and units that count"),
 }
 
 
