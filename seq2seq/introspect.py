@@ -50,12 +50,9 @@ class LayerTrace:
             raise ValueError(f"unknown signal {name!r}; this layer has {', '.join(self.signals)}")
         return self.signals[name]
 
-    def to_dict(self, scale: int) -> dict[str, list[list[int]]]:
-        """Each signal as integers `round(value * scale)`, indexed [step][unit]."""
-        return {
-            name: (values * scale).round().to(torch.int32).tolist()
-            for name, values in self.signals.items()
-        }
+    def to_dict(self, scale: int, signals: Sequence[str]) -> dict[str, list[list[int]]]:
+        """`signals` as integers `round(value * scale)`, indexed [step][unit]."""
+        return {name: (self[name] * scale).round().to(torch.int32).tolist() for name in signals}
 
 
 @dataclass(frozen=True)
@@ -66,9 +63,9 @@ class SideTrace:
     ids: list[int]
     layers: list[LayerTrace]
 
-    def to_dict(self, scale: int) -> dict[str, Any]:
-        """Tokens, ids and each layer's signals as integers (see `LayerTrace.to_dict`)."""
-        layers = [layer.to_dict(scale) for layer in self.layers]
+    def to_dict(self, scale: int, signals: Sequence[str]) -> dict[str, Any]:
+        """Tokens, ids and each layer's `signals` as integers (see `LayerTrace.to_dict`)."""
+        layers = [layer.to_dict(scale, signals) for layer in self.layers]
         return {"tokens": self.tokens, "ids": self.ids, "layers": layers}
 
 
@@ -111,27 +108,31 @@ class Inspection:
         """The names of the per-step values of every layer."""
         return tuple(self.encoder.layers[0].signals)
 
-    def to_dict(self, decimals: int = 1) -> dict[str, Any]:
-        """Plain data for JSON: gate, cell and hidden values are integers in units of
+    def to_dict(self, decimals: int = 1, *, signals: Sequence[str] | None = None) -> dict[str, Any]:
+        """Plain data for JSON: the values of `signals` (default: all) as integers in units of
         `10 ** -decimals` (`value = number / scale`), probabilities rounded to 4 decimals.
 
-        Fixed-point integers keep the answer small: for a 20-subword sentence of the preset
-        model (hidden 256) 1 decimal gives about 155 kB of JSON, 2 decimals about 190 kB
-        and rounded floats far more (BENCHMARKS.md, "Inspecting the model").
+        Fixed-point integers keep the answer small: for the 20-subword test sentences of the
+        preset model (hidden 256, 39 steps) 1 decimal gives 162 kB of JSON at the median and
+        192 kB at most, 2 decimals 202 kB (BENCHMARKS.md, "Inspecting the model"); rounded
+        floats would take about twice as much. Fewer `signals` shrink it in proportion.
         """
         if not 0 <= decimals <= 6:
             raise ValueError(f"decimals must be between 0 and 6, got {decimals}")
+        chosen = list(self.signals if signals is None else signals)
+        if unknown := [name for name in chosen if name not in self.signals]:
+            raise ValueError(f"unknown signals {unknown}; this model has {list(self.signals)}")
         scale = 10**decimals
-        decoder = self.decoder.to_dict(scale)
+        decoder = self.decoder.to_dict(scale, chosen)
         decoder["steps"] = [_step_dict(step) for step in self.steps]
         return {
             "text": self.text,
             "translation": self.translation,
             "beam_size": self.beam_size,
             "reverse_source": self.reverse_source,
-            "signals": list(self.signals),
+            "signals": chosen,
             "scale": scale,
-            "encoder": self.encoder.to_dict(scale),
+            "encoder": self.encoder.to_dict(scale, chosen),
             "decoder": decoder,
         }
 

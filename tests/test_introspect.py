@@ -182,3 +182,13 @@ def test_to_dict_is_fixed_point_json(translator: Translator) -> None:
     assert inspection.to_dict(decimals=0)["scale"] == 1
     with pytest.raises(ValueError, match="decimals"):
         inspection.to_dict(decimals=-1)
+
+
+def test_to_dict_can_carry_fewer_signals(translator: Translator) -> None:
+    inspection = translator.inspect("eins zwei drei")
+    data = inspection.to_dict(signals=["hidden", "forget"])
+    assert data["signals"] == ["hidden", "forget"]
+    assert set(data["decoder"]["layers"][0]) == {"hidden", "forget"}
+    assert len(json.dumps(data)) < len(json.dumps(inspection.to_dict())) / 2
+    with pytest.raises(ValueError, match=r"unknown signals \['reset'\]"):
+        inspection.to_dict(signals=["reset"])
