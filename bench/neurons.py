@@ -66,7 +66,11 @@ def counting(translator: Translator) -> tuple[list[str], Inspection, int]:
     up = rank_units(pool, "position", side="encoder", top=3)
     down = rank_units(pool, "remaining", side="decoder", top=3)
     example = translator.inspect(count_pairs(range(20, 21))[0][0])
-    first = f"first failure at n = {len(failures[0][0].split())}" if failures else "none up to 100"
+    first = (
+        f"first failure at n = {len(failures[0][0].split())}"
+        if failures
+        else "no failure up to n = 100"
+    )
     lines = [
         f"- exact match: n = 1-30 (trained) {within:.0%}, n = 31-60 {beyond:.0%}; {first}",
         f"- the encoder cells that best follow the a's read: {units_text(up)}",
@@ -160,12 +164,29 @@ def multi30k(path: Path, split: str, count: int) -> tuple[list[str], Inspection 
         "",
         _saturation(pool),
     ]
+    unit, line = _crossing(pool)
+    lines += ["", line]
     example = next((item for item in pool if 10 <= len(item.encoder.ids) <= 14), pool[0])
-    units = [
+    best = [
         rank_units(pool, "position", side="encoder", top=1)[0].unit,
         rank_units(pool, "remaining", side="decoder", top=1)[0].unit,
     ]
-    return lines, example, units
+    return lines, example, list(dict.fromkeys([unit, *best]))
+
+
+def _crossing(pool: list[Inspection]) -> tuple[int, str]:
+    """The unit that best counts up through the source and down through the translation:
+    the largest min(|r|) of its cell with source tokens read and with target tokens left,
+    both of one sign (the counting task's cell, on real sentences)."""
+    read = {item.unit: item.r for item in rank_units(pool, "position", side="encoder", top=10**6)}
+    left = {item.unit: item.r for item in rank_units(pool, "remaining", side="decoder", top=10**6)}
+    agreeing = [unit for unit in read if read[unit] * left[unit] > 0]
+    unit = max(agreeing, key=lambda unit: min(abs(read[unit]), abs(left[unit])))
+    return unit, (
+        f"Unit {unit} does both, like the counting cell: r = {read[unit]:+.4f} with the source "
+        f"tokens read in the encoder and {left[unit]:+.4f} with the target tokens left in the "
+        "decoder, so its cell moves one way through the source and back through the translation."
+    )
 
 
 def _table(pool: list[Inspection]) -> list[str]:
@@ -232,7 +253,7 @@ def translation_section(args: argparse.Namespace, figures: Path) -> list[str]:
     lines, example, units = multi30k(Path(args.model), args.split, args.sentences)
     sections = ["### The Multi30k translation model", "", *lines, ""]
     if example is not None:
-        title = f"encoder position unit {units[0]}, decoder remaining-length unit {units[1]}"
+        title = f"One sentence: units {', '.join(map(str, units))} (the first counts both ways)"
         plot_units(figures / "lstm-units-multi30k.png", example, units, title=title)
         sections += ["![position and remaining-length units](lstm-units-multi30k.png)", ""]
     return sections
