@@ -12,6 +12,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from seq2seq.introspect import LSTM_SIGNALS, MAX_TOKENS, Inspection
 from seq2seq.translator import Translator
 from seq2seq.units import PROPERTIES, UnitCorrelation, check_property, rank_units
@@ -41,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "position and remaining are the same line reversed, over several they differ",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads [1]: inspecting runs many small steps, which more threads slow down",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--top must be at least 1, got {args.top}")
     if args.out and Path(args.out).suffix.lower() not in SUFFIXES:
         raise ValueError(f"--out must end in .html or .png, got {args.out!r}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     pool = _pool_lines(args.pool) if args.pool else []
     translator = Translator.load(args.model, device=args.device)
     how = {"beam_size": args.beam_size, "top_k": args.top_k, "max_tokens": args.max_tokens}

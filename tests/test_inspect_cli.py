@@ -62,6 +62,7 @@ def test_pool_ranks_over_several_sentences(
         ([TEXT, "--model", "missing.pt"], "missing.pt"),
         ([TEXT, "--model", "MODEL", "--out", "x.pdf"], "--out must end in .html or .png"),
         ([TEXT, "--model", "MODEL", "--top", "0"], "--top must be at least 1"),
+        ([TEXT, "--model", "MODEL", "--threads", "0"], "--threads must be at least 1"),
         ([TEXT, "--model", "MODEL", "--pool", "no-such-file"], "no-such-file"),
     ],
 )
