@@ -199,6 +199,12 @@ def render(
             [[label, f"{ratio:.3f}"] for label, ratio in ratios],
         ),
     ]
+    if args.against:
+        lines += [
+            "",
+            f"The second ratio times the same translation in fresh processes, alternately with "
+            f"this tree's `seq2seq` and with `git archive {args.against} seq2seq`'s.",
+        ]
     return "\n".join(lines)
 
 
