@@ -111,6 +111,10 @@ class Tokenizer:
         """The subword pieces of one text, for inspection."""
         return [str(piece) for piece in self._sp.EncodeAsPieces(text)]
 
+    def id_pieces(self, ids: Sequence[int]) -> list[str]:
+        """The piece of each id, special ids included ('<s>', '</s>'), for inspection."""
+        return [str(self._sp.IdToPiece(int(index))) for index in ids]
+
 
 def _threads(count: int) -> int:
     """SentencePiece threads for a batch: a thread pool costs more than it saves on few texts."""

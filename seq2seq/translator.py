@@ -14,6 +14,7 @@ import torch
 
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
 from seq2seq.codec import TextCodec
+from seq2seq.introspect import MAX_TOKENS, Inspection, inspect_sentence
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
 from seq2seq.search import (
@@ -29,6 +30,7 @@ from seq2seq.tokenizer import TokenizerPair
 
 DEFAULT_SEARCH = SearchOptions()
 """Beam 5, one translation per text."""
+GREEDY_SEARCH = SearchOptions(beam_size=1)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -206,6 +208,21 @@ class Translator(TextCodec):
     def info(self) -> dict[str, Any]:
         """`TextCodec.info`, with the device and precision the model decodes at."""
         return {**super().info(), "device": str(self.device), "precision": self.precision}
+
+    def inspect(
+        self,
+        text: str,
+        options: SearchOptions = GREEDY_SEARCH,
+        *,
+        top_k: int = 5,
+        max_tokens: int = MAX_TOKENS,
+    ) -> Inspection:
+        """Every layer's gates, cell and hidden state for `text`, read as one sentence, and
+        the decoder's choices with their `top_k` alternatives; see `seq2seq.introspect`.
+        The translation is `translate([text], options, split_sentences=False)`'s (greedy
+        unless `options` say otherwise). `ValueError` for empty text or more than
+        `max_tokens` source subwords."""
+        return inspect_sentence(self, text, search=options, top_k=top_k, max_tokens=max_tokens)
 
 
 def _length_batches(

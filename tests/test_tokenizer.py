@@ -33,6 +33,12 @@ def test_decode_drops_special_ids(tokenizer: Tokenizer) -> None:
     assert tokenizer.decode([[BOS_ID, *ids, EOS_ID, PAD_ID]]) == ["eins"]
 
 
+def test_id_pieces_name_every_id_special_ones_included(tokenizer: Tokenizer) -> None:
+    ids = tokenizer.encode(["eins zwei"])[0]
+    assert tokenizer.id_pieces(ids) == tokenizer.pieces("eins zwei")
+    assert tokenizer.id_pieces([BOS_ID, EOS_ID]) == ["<s>", "</s>"]
+
+
 def test_save_and_load(tokenizer: Tokenizer, tmp_path: Path) -> None:
     path = f"{tmp_path}/src.model"
     tokenizer.save(path)
