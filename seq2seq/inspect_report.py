@@ -1,9 +1,10 @@
 """Reports of one inspection: a self-contained HTML page, or PNG heatmaps of units × tokens.
 
-The page is `inspect_page.html` with the inspection inlined as JSON: styles, script and data
-are all in the one file, the heatmaps are drawn on canvases, and nothing is fetched from the
-network, so it opens offline. The PNG shows one signal (the cell state by default) of every
-layer, encoder and decoder side by side.
+The page is `inspect_page.html` with the inspection inlined as JSON and the viewer
+(`inspect_view.js` and `inspect_view.css`, which the server's web page uses too) inlined as
+well: styles, script and data are all in the one file, the heatmaps are drawn on canvases, and
+nothing is fetched from the network, so it opens offline. The PNG shows one signal (the cell
+state by default) of every layer, encoder and decoder side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from seq2seq.introspect import Inspection, SideTrace
 from seq2seq.units import UnitCorrelation
 
 PAGE = Path(__file__).with_name("inspect_page.html")
+VIEW_SCRIPT = Path(__file__).with_name("inspect_view.js")
+VIEW_STYLE = Path(__file__).with_name("inspect_view.css")
 GATES = ("input", "forget", "output")
 """Signals between 0 and 1, drawn on a sequential colour scale; the others diverge around 0."""
 
@@ -45,9 +48,14 @@ def page_html(
     }
     # "<" escaped: no "</script>" or "<!--" in the text can end or bend the script element
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    fields = {"TITLE": html.escape(inspection.text), "DATA": payload}
+    fields = {
+        "TITLE": html.escape(inspection.text),
+        "DATA": payload,
+        "CSS": VIEW_STYLE.read_text(encoding="utf-8"),
+        "SCRIPT": VIEW_SCRIPT.read_text(encoding="utf-8"),
+    }
     template = PAGE.read_text(encoding="utf-8")
-    return re.sub(r"__(TITLE|DATA)__", lambda match: fields[match.group(1)], template)
+    return re.sub(r"__(TITLE|DATA|CSS|SCRIPT)__", lambda match: fields[match.group(1)], template)
 
 
 def write_html(inspection: Inspection, path: str | os.PathLike[str], **options: Any) -> None:

@@ -32,8 +32,10 @@ from serve.detect import Detector
 from serve.errors import install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.registry import Model, Registry, open_models
-from serve.routes import STATIC, router
+from serve.routes import router
 from serve.settings import Settings, get_settings
+from serve.status import STATIC
+from serve.status import router as status_router
 
 logger = logging.getLogger("serve")
 
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings, app.state.registry, app.state.metrics = settings, None, Metrics()
     install_handlers(app)
     app.include_router(router)
+    app.include_router(status_router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     if settings.cors_origins:
         app.add_middleware(

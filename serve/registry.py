@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from seq2seq import CheckpointError, TextCodec
+from seq2seq import CheckpointError, TextCodec, Translator
 from serve.batching import Batcher
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class Model:
     active: int = 0
     """Requests using the batcher now: an active model is never unloaded."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inspector: Translator | None = None
+    """An fp32 copy on the CPU for `/inspect`, loaded on first use (see `Registry.inspector`)."""
 
     @property
     def id(self) -> str:
@@ -197,6 +199,14 @@ class Registry:
             if start == source and (end, target) in self.by_pair
         ]
 
+    async def inspector(self, model: Model) -> Translator:
+        """`model` in fp32 on the CPU for reading its gates, apart from its batcher (which may
+        decode in another process or at another precision); loaded once, dropped on unload."""
+        async with model.lock:
+            if model.inspector is None:
+                model.inspector = await asyncio.to_thread(Translator.load, model.path, "cpu")
+            return model.inspector
+
     @contextlib.asynccontextmanager
     async def using(self, model: Model) -> AsyncIterator[Batcher]:
         """The model's batcher, loading it first if needed (raises `ModelUnavailable`); the
@@ -252,6 +262,7 @@ class Registry:
             if model.batcher is None or (model.active and not force):
                 return
             batcher, model.batcher, model.decoding = model.batcher, None, {}
+            model.inspector = None
             model.state = "unloaded"
             await batcher.stop()
             logger.info("%s unloaded", model.id)

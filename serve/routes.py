@@ -1,5 +1,4 @@
-"""HTTP routes: /translate, /detect, /languages, /models, /model, /health, /ready, /metrics
-and the web page at /.
+"""The routes that translate and look inside: /translate, /detect, /inspect.
 
 A translation takes the route the registry gives (one model, or two through a pivot
 language), each leg through the text pipeline of its model (`TextCodec.prepare` ->
@@ -12,32 +11,27 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable
-from importlib import resources
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Request
 
 from seq2seq import SearchOptions
-from serve import libretranslate
+from seq2seq.units import check_property, rank_units
 from serve.batching import BatcherUnavailable, QueueFullError
 from serve.detect import Detection, Detector
-from serve.errors import error_body, validation_error
-from serve.metrics import Metrics
+from serve.errors import validation_error
 from serve.registry import ModelUnavailable, NoRoute, Registry, Route
 from serve.schemas import (
     DetectedLanguage,
     DetectRequest,
     ErrorResponse,
-    ModelInfo,
-    Status,
+    InspectRequest,
     TranslateRequest,
     TranslateResponse,
     text_problem,
 )
 from serve.settings import Settings
 
-STATIC = resources.files("serve") / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
@@ -282,68 +276,35 @@ async def detect(body: DetectRequest, request: Request, registry: RegistryDep) -
     return [DetectedLanguage(**vars(found)) for found in detector.rank(body.q)]
 
 
-@router.get("/health", response_model=Status, response_model_exclude_none=True)
-async def health() -> Status:
-    """The process is alive."""
-    return Status(status="ok")
-
-
-@router.get(
-    "/ready",
-    response_model=Status,
-    response_model_exclude_none=True,
-    responses={503: {"model": Status}},
-)
-async def ready(request: Request) -> Any:
-    """Some model can serve: 200, naming those that cannot (failed, or an inference process
-    starting again); 503 while none can or the models are not open yet."""
-    registry: Registry | None = getattr(request.app.state, "registry", None)
-    if registry is None or not registry.started:
-        body = {"status": "loading", **error_body("models not loaded", "models not loaded")}
-        return JSONResponse(body, status_code=503)
-    down = [
-        model.id
-        for model in registry.models
-        if model.state == "failed" or (model.batcher is not None and not model.batcher.alive)
-    ]
-    if len(down) == len(registry.models):
-        reason = f"no model can serve now: {', '.join(down)} (restarting or failed)"
-        return JSONResponse({"status": "restarting", **error_body(reason, reason)}, 503)
-    return Status(status="ready", unavailable=down or None)
-
-
-@router.get("/models", response_model=list[ModelInfo], responses={503: ERRORS[503]})
-async def models(registry: RegistryDep) -> list[ModelInfo]:
-    """Every model: its pair, file, parameters, device, precision, state, validation BLEU."""
-    return [ModelInfo(**model.describe()) for model in registry.models]
-
-
-@router.get("/model", responses={404: ERRORS[422] | {"description": "Several models"}})
-async def model(registry: RegistryDep) -> dict[str, Any]:
-    """The model of a one-model server: languages, sizes, parameters, device, metadata."""
-    if len(registry.models) > 1:
-        raise HTTPException(404, f"this server holds {len(registry.models)} models: see /models")
-    only = registry.models[0]
-    return {"id": only.id, **only.codec.info(), **only.decoding, "state": only.state}
-
-
-@router.get("/languages", response_model=list[libretranslate.Language])
-async def languages(registry: RegistryDep) -> list[libretranslate.Language]:
-    """LibreTranslate's language list: every language with the targets it translates into,
-    directly or through a pivot."""
-    codes = sorted({code for pair in registry.by_pair for code in pair})
-    return [libretranslate.language(code, registry.targets(code)) for code in codes]
-
-
-@router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
-    registry: Metrics = request.app.state.metrics
-    payload, content_type = registry.render()
-    return Response(payload, media_type=content_type)
-
-
-@router.get("/", include_in_schema=False)
-async def page() -> FileResponse:
-    """The web page: languages, a text box, a button and the translation."""
-    return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+@router.post("/inspect", responses=ERRORS, dependencies=KeyDep)
+async def inspect(
+    body: InspectRequest, request: Request, settings: SettingsDep, registry: RegistryDep
+) -> dict[str, Any]:
+    """Inside the model, for one sentence: every layer's gates, candidate, cell and hidden
+    state per token (integers in units of 1/`scale`), the decoder's choices with their top-k,
+    and the units whose cell best follows `by`. The answer is what the web page draws."""
+    _check_texts([body.text], settings, "text", False)
+    route = _route(registry, None if body.source == "auto" else body.source, body.target)
+    if len(route.legs) > 1:
+        message = f"no model translates this pair directly (it goes through {route.pivot})"
+        raise HTTPException(400, f"cannot inspect: {message}")
+    options = SearchOptions(beam_size=body.beam_size or 1, max_length=settings.max_length)
+    try:
+        check_property(body.by)
+        translator = await registry.inspector(route.legs[0])
+        inspection = await asyncio.to_thread(
+            translator.inspect, body.text, options, top_k=body.top_k
+        )
+        units = rank_units(inspection, body.by, top=body.top)
+    except ValueError as error:
+        field = "by" if str(error).startswith(("unknown property", repr(body.by))) else "text"
+        raise validation_error(("body", field), str(error), "not_inspectable") from error
+    except ModelUnavailable as error:
+        raise HTTPException(503, f"{error}; retry later") from error
+    return {
+        "model": route.legs[0].id,
+        "inspection": inspection.to_dict(body.decimals),
+        "units": [unit.to_dict() for unit in units],
+        "by": body.by,
+        "signal": "cell",
+    }

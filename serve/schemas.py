@@ -175,6 +175,31 @@ class DetectRequest(Strict):
     api_key: Key | SkipJsonSchema[None] = Field(None, description="LibreTranslate-style key.")
 
 
+class InspectRequest(Strict):
+    """One sentence to look inside the model with, and what to show."""
+
+    text: Text = Field(description="The sentence (read whole, at most 64 source subwords).")
+    source: Source | SkipJsonSchema[None] = Field(None, description="As for /translate.")
+    target: Target | SkipJsonSchema[None] = Field(
+        None, description="As for /translate; the pair needs a model of its own (no pivot)."
+    )
+    beam_size: Beam | SkipJsonSchema[None] = Field(
+        None, description="1 (default) reads the greedy path, more the beam's best."
+    )
+    top_k: Annotated[int, Field(ge=1, le=10)] = Field(
+        5, description="Next tokens listed per decoder step."
+    )
+    by: Annotated[str, StringConstraints(max_length=64)] = Field(
+        "position",
+        description="Rank units by how their cell follows this: position, remaining, inside, "
+        "or token:PIECE.",
+    )
+    top: Annotated[int, Field(ge=1, le=50)] = Field(10, description="Units listed.")
+    decimals: Annotated[int, Field(ge=0, le=2)] = Field(
+        1, description="Values are integers in units of 10**-decimals (`scale` says which)."
+    )
+
+
 class ErrorResponse(BaseModel):
     """Every error: `detail` (a string, or FastAPI's list for 422) and a one-line `error`."""
 

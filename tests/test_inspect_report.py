@@ -78,17 +78,17 @@ def test_the_page_draws_hovers_and_plots_offline(two_layers: Inspection, tmp_pat
     driver = webdriver.Chrome(options=options, service=service)
     try:
         driver.get(path.as_uri())
-        width = driver.execute_script("return document.getElementById('encoder').width")
+        width = driver.execute_script("return document.querySelector('[data-part=encoder]').width")
         assert width == 34 + 18 * len(two_layers.encoder.tokens) + 4
         first = driver.find_elements("css selector", "tr.unit")[0]
         assert "selected" in first.get_attribute("class")  # the best unit is plotted at once
-        assert driver.find_elements("css selector", "#trace polyline")
-        canvas = driver.find_element("id", "decoder")
+        assert driver.find_elements("css selector", "[data-part=trace] polyline")
+        canvas = driver.find_element("css selector", "[data-part=decoder]")
         script = "arguments[0].dispatchEvent(new MouseEvent('mousemove', arguments[1]))"
         box = driver.execute_script("return arguments[0].getBoundingClientRect()", canvas)
         event = {"clientX": box["left"] + 34 + 9, "clientY": box["top"] + 80 + 1}
         driver.execute_script(script, canvas, event)
-        tip = driver.find_element("id", "tip").text
+        tip = driver.find_element("css selector", "[data-part=tip]").text
         assert tip.startswith("decoder step 0 “<s>” · layer 0 unit 0 · cell = ")
     finally:
         driver.quit()
