@@ -112,6 +112,30 @@ def write_multi30k_mirror(root: Path, splits: dict[str, list[tuple[str, str]]]) 
     return root
 
 
+TINY = Path(__file__).parent / "data" / "tiny_train.yaml"
+"""The training config of the test runs: a tiny model, a few steps."""
+
+
+def write_corpus(directory: Path, count: int = 400) -> Path:
+    """Number-word train and val splits in the parallel-files layout."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, size, seed in (("train", count, 10), ("val", 20, 11)):
+        pairs = number_pairs(size, seed=seed)
+        for lang, lines in (("de", [s for s, _ in pairs]), ("en", [t for _, t in pairs])):
+            (directory / f"{split}.{lang}").write_text("".join(f"{x}\n" for x in lines))
+    return directory
+
+
+def tiny_overrides(tmp_path: Path, run: str, **extra: object) -> list[str]:
+    """Overrides of `TINY` for a run in `tmp_path/run` on a corpus written there once;
+    `extra` keys use `__` for the dot (`train__max_steps=4`)."""
+    data = tmp_path / "data"
+    if not data.exists():
+        write_corpus(data)
+    settings = {"run_dir": tmp_path / run, "data.path": data, **extra}
+    return [f"--{key.replace('__', '.')}={value}" for key, value in settings.items()]
+
+
 def make_batch(
     src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:

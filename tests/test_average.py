@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, tiny_overrides
 
 from seq2seq import SearchOptions, Translator, load_checkpoint
 from seq2seq.cli import main
-from tests.test_train import TINY, tiny_overrides
 from training.config import load_config
 from training.train import train
 

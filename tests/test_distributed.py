@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import TINY, tiny_overrides
 
-from tests.test_train import TINY, tiny_overrides
 from training import distributed
 from training.config import load_config
 from training.fit import fit
 from training.train import build_trainer
+
+pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import number_pairs, write_multi30k_mirror
 
 import training.config
 import training.evaluate
 from seq2seq import SearchOptions, Translator
 from seq2seq.cli import main
-from tests.conftest import number_pairs, write_multi30k_mirror
 from training import mirrors
 
 

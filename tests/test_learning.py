@@ -7,11 +7,14 @@ the source reversal or the teacher forcing is broken.
 import random
 import time
 
+import pytest
 import torch
 from conftest import fit, make_batch
 
 from seq2seq import ModelConfig, Seq2Seq
 from seq2seq.search import greedy_search, max_lengths
+
+pytestmark = pytest.mark.slow
 
 SYMBOLS = range(4, 14)  # ten symbols after the four special ids
 TIME_LIMIT_S = 60.0

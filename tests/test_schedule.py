@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import TINY
 
-from training.config import REPO, OptimConfig, load_config
+from training.config import OptimConfig, load_config
 from training.loop import Progress, budget_used, decay_steps, share_of_budget
 from training.schedule import Schedule
-
-TINY = REPO / "tests" / "data" / "tiny_train.yaml"
 
 
 def test_schedules_warm_up_decay_and_cut_on_plateau() -> None:

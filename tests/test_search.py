@@ -37,7 +37,9 @@ def test_end_token_stops_generation() -> None:
     max_len = torch.full_like(src_len, 10)
     assert greedy_search(model, src, src_len, max_len=max_len) == [[]] * len(src)
     beams = beam_search(model, src, src_len, max_len=max_len, beam_size=3, n_best=3)
-    assert all(hyp.tokens == [] for hyps in beams for hyp in hyps[:1])
+    for hyps in beams:  # the empty translation, then two that end one token later
+        assert [len(hyp.tokens) for hyp in hyps] == [0, 1, 1]
+        assert hyps[0].score > hyps[1].score >= hyps[2].score
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])

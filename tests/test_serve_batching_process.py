@@ -30,6 +30,8 @@ from serve.batching.process import ProcessBatcher, _send_locked, serve_pipe
 from serve.batching.thread import ThreadBatcher
 from serve.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 SENTENCES = ["drei eins vier", "null", "neun acht sieben sechs"]
 GREEDY = SearchOptions(beam_size=1)
 

@@ -17,6 +17,8 @@ from serve.body import BodyError, check_json
 from serve.libretranslate import form_to_json
 from serve.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 HEAD = (
     b"POST /translate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
     b"Content-Length: 40\r\n\r\n"

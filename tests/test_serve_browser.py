@@ -29,10 +29,14 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
 )
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+        "chromium-driver)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

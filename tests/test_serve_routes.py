@@ -19,6 +19,8 @@ from seq2seq import SearchOptions, Translator
 from serve.app import create_app
 from serve.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 GREEDY = SearchOptions(beam_size=1)
 
 

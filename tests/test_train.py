@@ -11,35 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, tiny_overrides
 
 import training.fit
 import training.loop
 from seq2seq import SearchOptions, Translator, load_checkpoint
 from seq2seq.cli import main
 from seq2seq.precision import cpu_bf16_autocast_works
-from tests.conftest import number_pairs
-from training.config import REPO, default_data_dir, load_config
+from training.config import default_data_dir, load_config
 from training.loop import Trainer
 from training.train import train, train_from_config
-
-TINY = REPO / "tests" / "data" / "tiny_train.yaml"
-
-
-def write_corpus(directory: Path, count: int = 400) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for split, size, seed in (("train", count, 10), ("val", 20, 11)):
-        pairs = number_pairs(size, seed=seed)
-        for lang, lines in (("de", [s for s, _ in pairs]), ("en", [t for _, t in pairs])):
-            (directory / f"{split}.{lang}").write_text("".join(f"{x}\n" for x in lines))
-    return directory
-
-
-def tiny_overrides(tmp_path: Path, run: str, **extra: object) -> list[str]:
-    data = tmp_path / "data"
-    if not data.exists():
-        write_corpus(data)
-    settings = {"run_dir": tmp_path / run, "data.path": data, **extra}
-    return [f"--{key.replace('__', '.')}={value}" for key, value in settings.items()]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

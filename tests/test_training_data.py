@@ -8,9 +8,9 @@ from pathlib import Path
 
 import datasets
 import pytest
+from conftest import number_pairs
 
 from seq2seq import TokenizerPair
-from tests.conftest import number_pairs
 from training import data
 from training.batching import DatasetBatches, TokenBatchSampler, stream_batches
 from training.config import DataConfig

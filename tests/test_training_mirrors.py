@@ -12,10 +12,10 @@ from typing import Any
 
 import datasets
 import pytest
+from conftest import number_pairs, write_multi30k_mirror
 
 import training.config
 from seq2seq.cli import main
-from tests.conftest import number_pairs, write_multi30k_mirror
 from training import data, mirrors
 from training.config import REPO, DataConfig, load_config
 from training.train import train
