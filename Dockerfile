@@ -1,7 +1,7 @@
 # The seq2seq translation server (and trainer) on a CUDA-capable PyTorch runtime image.
 # The same image runs on CPU when no GPU is visible: the server picks CUDA only when present.
-#   docker compose up -d serve                 # serve models/multi30k_de_en.pt from the volume
-#   docker compose --profile train run --rm train   # first: train it into the volume
+#   docker compose --profile train run --rm train   # first: train the pair models into the volume
+#   docker compose up -d serve                 # serve every model of the volume
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,8 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     SEQ2SEQ_HOST=0.0.0.0 \
     SEQ2SEQ_PORT=8000 \
-    SEQ2SEQ_MODEL=/models/multi30k_de_en.pt \
-    SEQ2SEQ_DATA=/data/multi30k
+    SEQ2SEQ_MODELS=/models
 
 WORKDIR /app
 # torch comes with the base image (CUDA build); pip keeps it because it satisfies torch>=2.2.

@@ -43,19 +43,20 @@ def test_serve_service_has_gpu_volume_and_healthcheck() -> None:
     device = serve["deploy"]["resources"]["reservations"]["devices"][0]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     assert "models:/models" in serve["volumes"]
-    assert serve["environment"]["SEQ2SEQ_MODEL"].startswith("/models/")
+    assert serve["environment"]["SEQ2SEQ_MODELS"] == "/models"  # every model of the volume
     assert serve["environment"]["SEQ2SEQ_HOST"] == "0.0.0.0"
     assert any("/health" in part for part in serve["healthcheck"]["test"])
 
 
-def test_train_service_is_a_profile_writing_the_served_model() -> None:
+def test_train_service_is_a_profile_writing_the_served_models() -> None:
     compose = load("docker-compose.yml")
     train, serve = compose["services"]["train"], compose["services"]["serve"]
     assert train["profiles"] == ["train"] and "models" in compose["volumes"]
     assert "models:/models" in train["volumes"]
-    script = " ".join(train["command"])
-    assert "training/configs/multi30k_de_en.yaml" in script
-    assert script.endswith(serve["environment"]["SEQ2SEQ_MODEL"])
+    command = train["command"]
+    assert command[:2] == ["seq2seq", "train-models"]
+    assert command[command.index("--models") + 1] == serve["environment"]["SEQ2SEQ_MODELS"]
+    assert command[command.index("--runs") + 1].startswith("/models/")  # resumable on the volume
 
 
 def interpolated(value: Any, env: dict[str, str]) -> Any:
@@ -100,7 +101,8 @@ def test_dockerfile_is_cuda_capable_and_serves_the_volume_model() -> None:
     text = (ROOT / "Dockerfile").read_text()
     base = next(line for line in text.splitlines() if line.startswith("FROM "))
     assert "cuda" in base and "runtime" in base
-    assert "SEQ2SEQ_MODEL=/models/multi30k_de_en.pt" in text and "SEQ2SEQ_HOST=0.0.0.0" in text
+    assert "SEQ2SEQ_MODELS=/models" in text and "SEQ2SEQ_HOST=0.0.0.0" in text
+    assert "SEQ2SEQ_DATA" not in text  # without a mounted copy, the presets read the hub
     assert 'CMD ["seq2seq", "serve"]' in text and "/health" in text
     for package in ("seq2seq", "training", "serve"):
         assert f"COPY {package} ./{package}" in text

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--models", default="models", help="where the model files go [models]")
     parser.add_argument(
+        "--runs", help="run directories go in RUNS/<preset> (default: each preset's run_dir)"
+    )
+    parser.add_argument(
         "--override",
         action="append",
         default=[],
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         if target.exists():
             print(f"{target} exists: skipping {preset.name}", file=sys.stderr)
             continue
-        train_model(preset, target, args.override)
+        runs = [f"--run_dir={Path(args.runs) / preset.stem}"] if args.runs else []
+        train_model(preset, target, [*args.override, *runs])
     return 0
 
 
