@@ -120,20 +120,28 @@ end
 
 
 def wrk_load(
-    url: str, texts: list[str], *, requests: int, concurrency: int, max_seconds: float
+    url: str,
+    texts: list[str],
+    *,
+    requests: int,
+    concurrency: int,
+    max_seconds: float,
+    bodies: list[dict[str, object]] | None = None,
 ) -> Phase:
-    """The same load from `wrk` (one C thread), which leaves the CPU to the server.
+    """The same load from `wrk` (one C thread), which leaves the CPU to the server; `bodies`
+    (JSON objects, sent in turn) instead of `{"text": ...}` for each of `texts`.
 
     wrk runs for a duration, not a count: a 3-second run at this concurrency measures the
     rate, then the phase runs long enough for about 1.15 x `requests` requests (at most
     `max_seconds`), so that it reaches `requests` even when the rate dips."""
     with tempfile.TemporaryDirectory() as folder:
-        script, bodies = Path(folder) / "load.lua", Path(folder) / "bodies.jsonl"
+        script, lines = Path(folder) / "load.lua", Path(folder) / "bodies.jsonl"
         script.write_text(WRK_SCRIPT)
-        bodies.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
-        probe = run_wrk(url, script, bodies, concurrency=concurrency, seconds=3)
+        objects = bodies or [{"text": text} for text in texts]
+        lines.write_text("".join(json.dumps(body) + "\n" for body in objects))
+        probe = run_wrk(url, script, lines, concurrency=concurrency, seconds=3)
         seconds = min(max_seconds, max(3, round(1.15 * requests / max(probe.rate, 0.1))))
-        return run_wrk(url, script, bodies, concurrency=concurrency, seconds=seconds)
+        return run_wrk(url, script, lines, concurrency=concurrency, seconds=seconds)
 
 
 def run_wrk(url: str, script: Path, bodies: Path, *, concurrency: int, seconds: float) -> Phase:

@@ -46,7 +46,8 @@ class Server:
     def __init__(
         self, args: argparse.Namespace, *, max_batch_size: int, options: dict[str, str]
     ) -> None:
-        """`options`: `seq2seq serve` options over the benchmark's own (e.g. --batching)."""
+        """`options`: `seq2seq serve` options over the benchmark's own (e.g. --inference);
+        with `args.model` None, the server takes its models from `options` (e.g. --models)."""
         self.client: str = args.client
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -61,7 +62,7 @@ class Server:
             **options,
         }
         command = [sys.executable, "-m", "seq2seq.cli", "serve"]
-        command += [part for pair in settings.items() for part in pair]
+        command += [part for pair in settings.items() if pair[1] is not None for part in pair]
         env = {**os.environ, "SEQ2SEQ_LOG_LEVEL": "warning", "SEQ2SEQ_MAX_QUEUE_SIZE": "1024"}
         self.process = subprocess.Popen(command, env=env)
 

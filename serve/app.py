@@ -10,8 +10,9 @@ line before the port is bound. The lifespan unloads every model at the end.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -33,11 +34,14 @@ from serve.errors import install_handlers
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.registry import Model, Registry, open_models
 from serve.routes import router
+from serve.schemas import configured
 from serve.settings import Settings, get_settings
 from serve.status import STATIC
 from serve.status import router as status_router
 
 logger = logging.getLogger("serve")
+LIMITS = ("max_texts", "max_text_chars", "max_beam_size")
+"""The settings that the OpenAPI schema states as limits."""
 
 
 def model_paths(settings: Settings) -> list[Path]:
@@ -117,6 +121,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.registry.stop()
 
 
+def configured_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi`, telling this server's limits and languages (`serve.schemas.configured`)."""
+    generic = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = copy.deepcopy(generic())
+        registry: Registry | None = app.state.registry
+        if registry is None:
+            return schema
+        limits = app.state.settings.model_dump(
+            include={"max_texts", "max_text_chars", "max_beam_size"}
+        )
+        targets = sorted({target for _, target in registry.by_pair})
+        return configured(schema, limits, sources=registry.sources, targets=targets)
+
+    return openapi
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, configured by `settings` (default: from the environment)."""
     settings = settings or get_settings()
@@ -128,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings, app.state.registry, app.state.metrics = settings, None, Metrics()
+    app.openapi = configured_openapi(app)  # type: ignore[method-assign]
     install_handlers(app)
     app.include_router(router)
     app.include_router(status_router)

@@ -98,6 +98,7 @@ async def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level,
         limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
     )
     await uvicorn.Server(config).serve()
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from seq2seq import SearchOptions
+from seq2seq.introspect import Inspection
 from seq2seq.units import check_property, rank_units
 from serve.batching import BatcherUnavailable, QueueFullError
 from serve.detect import Detection, Detector
@@ -265,13 +266,14 @@ async def _disconnected(request: Request) -> None:
     responses={422: ERRORS[422]},
     dependencies=KeyDep,
 )
-async def detect(body: DetectRequest, request: Request, registry: RegistryDep) -> Any:
+async def detect(
+    body: DetectRequest, request: Request, settings: SettingsDep, registry: RegistryDep
+) -> Any:
     """LibreTranslate's language detection, among the languages this server translates from:
     every candidate, most likely first, with its confidence (0-100)."""
+    _check_texts([body.q], settings, "q", False)
     if not body.q.strip():
         raise validation_error(("body", "q"), "no text to detect the language of", "empty")
-    if problem := text_problem(body.q):
-        raise validation_error(("body", "q"), f"text {problem}", "invalid_text")
     detector: Detector = request.app.state.detector
     return [DetectedLanguage(**vars(found)) for found in detector.rank(body.q)]
 
@@ -291,20 +293,30 @@ async def inspect(
     options = SearchOptions(beam_size=body.beam_size or 1, max_length=settings.max_length)
     try:
         check_property(body.by)
+    except ValueError as error:
+        raise validation_error(("body", "by"), str(error), "unknown_property") from error
+    try:
         translator = await registry.inspector(route.legs[0])
         inspection = await asyncio.to_thread(
             translator.inspect, body.text, options, top_k=body.top_k
         )
-        units = rank_units(inspection, body.by, top=body.top)
     except ValueError as error:
-        field = "by" if str(error).startswith(("unknown property", repr(body.by))) else "text"
-        raise validation_error(("body", field), str(error), "not_inspectable") from error
+        raise validation_error(("body", "text"), str(error), "not_inspectable") from error
     except ModelUnavailable as error:
         raise HTTPException(503, f"{error}; retry later") from error
     return {
         "model": route.legs[0].id,
         "inspection": inspection.to_dict(body.decimals),
-        "units": [unit.to_dict() for unit in units],
+        "units": _units(inspection, body.by, body.top),
         "by": body.by,
         "signal": "cell",
     }
+
+
+def _units(inspection: Inspection, by: str, top: int) -> list[dict[str, Any]]:
+    """The top units for `by`; none when `by` is the same at every step (a token that does
+    not occur, say), so there is nothing to correlate."""
+    try:
+        return [unit.to_dict() for unit in rank_units(inspection, by, top=top)]
+    except ValueError:
+        return []

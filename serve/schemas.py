@@ -13,13 +13,25 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 HARD_MAX_TEXTS = 10_000
 HARD_MAX_CHARS = 1_000_000
 ALLOWED_CONTROLS = frozenset("\t\n\r")
 INPUTS = ("text", "texts", "q")
+CONTROL = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
+TEXT_PATTERN = f"^[^{CONTROL}]*$"
+"""Text without control characters other than tab and line breaks (see `text_problem`)."""
+WORDS_PATTERN = f"^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$"
+"""The same, with something besides whitespace: what /detect and /inspect need."""
 
 LANGUAGE = r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*"
 """A language code: ISO 639 letters, optionally with subtags (`pt-BR`)."""
@@ -28,7 +40,20 @@ Texts = Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_TEXTS)]
 Source = Annotated[str, StringConstraints(max_length=16, pattern=f"^(auto|{LANGUAGE})$")]
 Target = Annotated[str, StringConstraints(max_length=16, pattern=f"^{LANGUAGE}$")]
 Key = Annotated[str, StringConstraints(max_length=512)]
-Beam = Annotated[int, Field(ge=1, le=8)]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one kind of number: 5.0 is the integer 5 (as JSON Schema's `integer` says);
+    5.5, "5" and true are still not integers."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = BeforeValidator(_whole_number)
+Beam = Annotated[int, Field(ge=1, le=8), Whole]
+Alternatives = Annotated[int, Field(ge=0, le=7), Whole]
+TopK = Annotated[int, Field(ge=1, le=10), Whole]
+Top = Annotated[int, Field(ge=1, le=50), Whole]
+Decimals = Annotated[int, Field(ge=0, le=2), Whole]
 
 
 def text_problem(text: str) -> str | None:
@@ -95,7 +120,7 @@ class TranslateRequest(Strict):
     beam_size: Beam | SkipJsonSchema[None] = Field(
         None, description="Beam width; 1 is greedy. Default: the server's setting."
     )
-    alternatives: int = Field(
+    alternatives: Alternatives = Field(
         0,
         ge=0,
         le=7,
@@ -186,18 +211,42 @@ class InspectRequest(Strict):
     beam_size: Beam | SkipJsonSchema[None] = Field(
         None, description="1 (default) reads the greedy path, more the beam's best."
     )
-    top_k: Annotated[int, Field(ge=1, le=10)] = Field(
-        5, description="Next tokens listed per decoder step."
-    )
-    by: Annotated[str, StringConstraints(max_length=64)] = Field(
+    top_k: TopK = Field(5, description="Next tokens listed per decoder step.")
+    by: Annotated[
+        str, StringConstraints(max_length=64, pattern=r"^(position|remaining|inside|token:\S+)$")
+    ] = Field(
         "position",
         description="Rank units by how their cell follows this: position, remaining, inside, "
         "or token:PIECE.",
     )
-    top: Annotated[int, Field(ge=1, le=50)] = Field(10, description="Units listed.")
-    decimals: Annotated[int, Field(ge=0, le=2)] = Field(
+    top: Top = Field(10, description="Units listed.")
+    decimals: Decimals = Field(
         1, description="Values are integers in units of 10**-decimals (`scale` says which)."
     )
+
+
+def configured(
+    schema: dict[str, Any], limits: dict[str, int], *, sources: list[str], targets: list[str]
+) -> dict[str, Any]:
+    """The OpenAPI `schema` with this server's own limits (`max_texts`, `max_text_chars`,
+    `max_beam_size`), its languages, and the characters a text may not hold: a client or a
+    fuzzer generating from it sends what the server accepts."""
+    bodies = schema["components"]["schemas"]
+    text = {"type": "string", "maxLength": limits["max_text_chars"], "pattern": TEXT_PATTERN}
+    texts = {"type": "array", "items": text, "minItems": 1, "maxItems": limits["max_texts"]}
+    translate = bodies["TranslateRequest"]["properties"]
+    translate["text"].update(text)
+    translate["texts"].update(texts)
+    translate["q"]["anyOf"] = [text, texts]
+    for body in (translate, bodies["InspectRequest"]["properties"]):
+        body["beam_size"]["maximum"] = limits["max_beam_size"]
+        body["source"]["enum"] = ["auto", *sources]
+        body["target"]["enum"] = targets
+    translate["alternatives"]["maximum"] = limits["max_beam_size"] - 1
+    words = {**text, "pattern": WORDS_PATTERN, "minLength": 1}
+    bodies["InspectRequest"]["properties"]["text"].update(words)
+    bodies["DetectRequest"]["properties"]["q"].update(words)
+    return schema
 
 
 class ErrorResponse(BaseModel):

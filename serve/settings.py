@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     closes."""
     max_connections: int = Field(default=1000, ge=1)
     """Connections and requests handled at once; beyond it new ones get 503 at once."""
+    keep_alive_s: int = Field(default=65, ge=1)
+    """How long an idle keep-alive connection stays open. Longer than clients keep theirs
+    (httpx and many others: 5 s), so that a client never sends a request on a connection the
+    server is closing at that moment, which loses the request without an answer."""
 
     api_key: SecretStr | None = None
     """When set, /translate, /detect and /inspect need `X-API-Key: KEY`, `Authorization:

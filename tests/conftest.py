@@ -262,6 +262,7 @@ def running_server(settings: Any) -> Iterator[str]:
         port=port,
         log_level="warning",
         limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

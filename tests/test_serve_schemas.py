@@ -38,7 +38,7 @@ def test_answers_take_the_shape_of_the_input() -> None:
     "body",
     [
         {"text": "a", "beam_size": "5"},
-        {"text": "a", "beam_size": 5.0},
+        {"text": "a", "beam_size": 5.5},
         {"text": "a", "beam_size": True},
         {"text": "a", "alternatives": False},
         {"text": None, "q": "a"},
