@@ -35,7 +35,7 @@ import torch
 
 from bench.report import write_section
 from bench.server import Server
-from bench.soak import children, requests_for, soak
+from bench.soak import Tally, children, requests_for, send_all, soak
 from bench.timing import table, wait_for_quiet
 from seq2seq import load_checkpoint, save_checkpoint
 
@@ -166,8 +166,9 @@ def corpus_rows(good: Path, folder: Path) -> list[list[Any]]:
 
 
 def soak_run(model: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The soak against a fresh server, its inference process killed in the middle; then the
-    many-keep-alive-clients phase."""
+    """The soak against a fresh server, its inference process killed in the middle; then
+    many keep-alive clients, against servers keeping idle connections 65 s (the default) and
+    5 s (uvicorn's own default, as long as httpx keeps its connections)."""
     server = serve(model)
     try:
         child = children(server.process.pid)[0]
@@ -182,16 +183,19 @@ def soak_run(model: Path, args: argparse.Namespace) -> dict[str, Any]:
                 kill_after_s=args.kill_after_s,
             )
         )
-        many = asyncio.run(
-            soak(
-                server.url,
-                requests_for(TEXTS, args.keepalive_requests, bad_share=0.0),
-                concurrency=args.keepalive_clients,
-                child=None,
-                kill_after_s=0,
-            )
-        )[0]
-        return {"tally": tally, "recovery": recovery, "many": many, "rss": (rss_before, server.rss)}
+        rss = (rss_before, server.rss)
+    finally:
+        server.stop()
+    many = {keep: many_clients(model, keep, args) for keep in (65, 5)}
+    return {"tally": tally, "recovery": recovery, "many": many, "rss": rss}
+
+
+def many_clients(model: Path, keep_alive_s: int, args: argparse.Namespace) -> Tally:
+    """`args.keepalive_requests` good requests from `args.keepalive_clients` clients."""
+    server = serve(model, **{"--keep-alive-s": str(keep_alive_s)})
+    try:
+        bodies = requests_for(TEXTS, args.keepalive_requests, bad_share=0.0)
+        return asyncio.run(send_all(server.url, bodies, concurrency=args.keepalive_clients))
     finally:
         server.stop()
 
@@ -213,7 +217,7 @@ def report(
         ]
         for run in fuzzed
     ]
-    tally, many = soaked["tally"], soaked["many"]
+    tally = soaked["tally"]
     before, after = (rss / 2**20 for rss in soaked["rss"])
     soak_rows = [
         [
@@ -221,19 +225,23 @@ def report(
             f"inference process after {args.kill_after_s:g} s",
             statuses(tally.statuses),
             tally.server_errors(),
-            sum(tally.lost.values()),
+            lost(tally),
             f"{soaked['recovery']:.1f} s",
             f"{before:.0f} → {after:.0f}",
         ],
-        [
-            f"{many.sent} requests from {args.keepalive_clients} keep-alive clients",
-            statuses(many.statuses),
-            many.server_errors(),
-            sum(many.lost.values()),
-            "",
-            "",
-        ],
     ]
+    for keep, many in soaked["many"].items():
+        soak_rows.append(
+            [
+                f"{many.sent} requests from {args.keepalive_clients} keep-alive clients, idle "
+                f"connections kept {keep} s",
+                statuses(many.statuses),
+                many.server_errors(),
+                lost(many),
+                "",
+                "",
+            ]
+        )
     return "\n\n".join(
         [
             f"Small model: the copy task of `bench.toy_tasks` (300 steps); server: `seq2seq serve "
@@ -259,6 +267,14 @@ def report(
                 corpus,
             ),
         ]
+    )
+
+
+def lost(tally: Tally) -> str:
+    """How many requests got no answer, and how they failed."""
+    total = sum(tally.lost.values())
+    return (
+        f"{total} ({', '.join(f'{n} {kind}' for kind, n in tally.lost.items())})" if total else "0"
     )
 
 

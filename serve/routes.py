@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from seq2seq import SearchOptions
 from seq2seq.introspect import Inspection
-from seq2seq.units import check_property, rank_units
+from seq2seq.units import rank_units
 from serve.batching import BatcherUnavailable, QueueFullError
 from serve.detect import Detection, Detector
 from serve.errors import validation_error
@@ -122,7 +122,7 @@ async def translate(
     texts = body.inputs()
     _check_texts(texts, settings, *body.input_field())
     options = _search(body, settings)
-    detected = _detect(request, body, texts, registry)
+    detected = _detect(request, body.source, texts, registry)
     route = _route(registry, detected.language if detected else body.source, body.target)
     work = _translate_route(registry, route, texts, body.format == "html", options, settings)
     ranked = await _bounded(request, settings, work)
@@ -203,10 +203,10 @@ def _check_texts(texts: list[str], settings: Settings, field: str, indexed: bool
 
 
 def _detect(
-    request: Request, body: TranslateRequest, texts: list[str], registry: Registry
+    request: Request, source: str | None, texts: list[str], registry: Registry
 ) -> Detection | None:
     """The source language of `texts` when it is 'auto', or left out where several are read."""
-    if body.source not in (None, "auto") or (body.source is None and len(registry.sources) < 2):
+    if source not in (None, "auto") or (source is None and len(registry.sources) < 2):
         return None
     detector: Detector = request.app.state.detector
     detected = detector.detect(" ".join(texts)) if " ".join(texts).strip() else None
@@ -286,16 +286,13 @@ async def inspect(
     state per token (integers in units of 1/`scale`), the decoder's choices with their top-k,
     and the units whose cell best follows `by`. The answer is what the web page draws."""
     _check_texts([body.text], settings, "text", False)
-    route = _route(registry, None if body.source == "auto" else body.source, body.target)
+    detected = _detect(request, body.source, [body.text], registry)
+    route = _route(registry, detected.language if detected else body.source, body.target)
     if len(route.legs) > 1:
         message = f"no model translates this pair directly (it goes through {route.pivot})"
         raise HTTPException(400, f"cannot inspect: {message}")
     options = SearchOptions(beam_size=body.beam_size or 1, max_length=settings.max_length)
-    try:
-        check_property(body.by)
-    except ValueError as error:
-        raise validation_error(("body", "by"), str(error), "unknown_property") from error
-    try:
+    try:  # `by` is checked by the schema's pattern
         translator = await registry.inspector(route.legs[0])
         inspection = await asyncio.to_thread(
             translator.inspect, body.text, options, top_k=body.top_k

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from conftest import running_server
 from fastapi.testclient import TestClient
 
 from seq2seq import SearchOptions, Translator
@@ -14,6 +15,7 @@ from serve.app import create_app
 from serve.settings import Settings
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+GREEDY = SearchOptions(beam_size=1)
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +158,21 @@ def test_the_libretranslate_python_client(server_url: str, translator: Translato
     expected = translator.translate(["eins zwei drei"], SearchOptions(beam_size=1))[0]
     assert client.translate("eins zwei drei", source="de", target="en") == expected
     assert [language["code"] for language in client.languages()] == ["de", "en"]
+
+
+@pytest.mark.slow
+def test_the_libretranslate_client_between_two_non_english_languages(models_dir: Path) -> None:
+    """libretranslatepy lists a multi-pair server's languages, detects, and translates French
+    into German, which the server does through English."""
+    from libretranslatepy import LibreTranslateAPI
+
+    fr_en, en_de = (
+        Translator.load(models_dir / name, device="cpu") for name in ("fr_en.pt", "en_de.pt")
+    )
+    with running_server(Settings(models=str(models_dir), device="cpu")) as url:
+        client = LibreTranslateAPI(url + "/")
+        listed = {language["code"]: language["targets"] for language in client.languages()}
+        assert listed == {"de": ["en", "fr"], "en": ["de", "fr"], "fr": ["de", "en"]}
+        expected = en_de.translate(fr_en.translate(["trois un quatre"], GREEDY), GREEDY)[0]
+        assert client.translate("trois un quatre", source="fr", target="de") == expected
+        assert client.detect("un deux trois")[0]["language"] == "fr"

@@ -207,3 +207,13 @@ class AnyMs(float):
 
 
 any_ms = AnyMs()
+
+
+def test_inspect_reads_the_model_of_the_pair(client: TestClient) -> None:
+    found = client.post("/inspect", json={"text": "un deux", "source": "auto", "target": "en"})
+    assert found.status_code == 200 and found.json()["model"] == "fr_en.pt"
+    assert found.json()["inspection"]["encoder"]["tokens"]
+    pivot = client.post("/inspect", json={"text": "un deux", "source": "fr", "target": "de"})
+    assert pivot.status_code == 400 and "goes through en" in pivot.json()["error"]
+    unknown = client.post("/inspect", json={"text": "un", "source": "fr", "by": "colour"})
+    assert unknown.status_code == 422 and unknown.json()["error"].startswith("by: String should")
