@@ -35,7 +35,7 @@ import torch
 
 from bench.report import write_section
 from bench.server import Server
-from bench.soak import Tally, children, requests_for, send_all, soak
+from bench.soak import Tally, inference_processes, requests_for, send_all, soak
 from bench.timing import table, wait_for_quiet
 from seq2seq import load_checkpoint, save_checkpoint
 
@@ -171,7 +171,7 @@ def soak_run(model: Path, args: argparse.Namespace) -> dict[str, Any]:
     5 s (uvicorn's own default, as long as httpx keeps its connections)."""
     server = serve(model)
     try:
-        child = children(server.process.pid)[0]
+        child = inference_processes(server.process.pid)[0]
         rss_before = server.rss
         bodies = requests_for(TEXTS, args.requests, bad_share=0.2)
         tally, recovery = asyncio.run(
@@ -180,7 +180,7 @@ def soak_run(model: Path, args: argparse.Namespace) -> dict[str, Any]:
                 bodies,
                 concurrency=args.concurrency,
                 child=child,
-                kill_after_s=args.kill_after_s,
+                kill_after=args.requests * 2 // 5,
             )
         )
         rss = (rss_before, server.rss)
@@ -222,7 +222,7 @@ def report(
     soak_rows = [
         [
             f"{tally.sent} requests, concurrency {args.concurrency}, 20% bad, SIGKILL of the "
-            f"inference process after {args.kill_after_s:g} s",
+            f"inference process after {args.requests * 2 // 5} answers",
             statuses(tally.statuses),
             tally.server_errors(),
             lost(tally),
@@ -290,7 +290,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     scale = 0.05 if args.quick else 1.0
     args.examples, args.requests = round(400 * scale) or 5, round(10_000 * scale)
-    args.concurrency, args.kill_after_s = 64, (1.0 if args.quick else 15.0)
+    args.concurrency = 64
     args.keepalive_clients, args.keepalive_requests = 500, round(5000 * scale)
     return args
 

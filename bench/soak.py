@@ -10,6 +10,7 @@ the request deserves (200, or 4xx with a reason).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -79,10 +80,15 @@ def requests_for(texts: list[str], count: int, *, bad_share: float, seed: int = 
 
 
 async def send_all(
-    url: str, bodies: list[Any], *, concurrency: int, timeout: float = 60.0
+    url: str,
+    bodies: list[Any],
+    *,
+    concurrency: int,
+    timeout: float = 60.0,
+    tally: Tally | None = None,
 ) -> Tally:
-    """Send `bodies` from `concurrency` keep-alive clients; count every outcome."""
-    tally, counter, started = Tally(), itertools.count(), time.perf_counter()
+    """Send `bodies` from `concurrency` keep-alive clients; count every outcome in `tally`."""
+    tally, counter, started = tally or Tally(), itertools.count(), time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def client_loop(client: httpx.AsyncClient) -> None:
@@ -106,37 +112,41 @@ async def send_all(
     return tally
 
 
-async def kill_and_time_recovery(url: str, pid: int, *, after_s: float) -> float:
-    """After `after_s`, SIGKILL process `pid`; seconds until `/ready` answers 200 again."""
-    await asyncio.sleep(after_s)
+async def kill_and_time_recovery(url: str, pid: int, tally: Tally, *, after: int) -> float:
+    """Once `after` requests are answered, SIGKILL process `pid`; the seconds until `/ready`,
+    503 while a new process loads, answers 200 again."""
+    while tally.sent < after:
+        await asyncio.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     killed = time.perf_counter()
-    await asyncio.sleep(0.05)
     async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-        while time.perf_counter() - killed < 120:
-            try:
-                if (await client.get("/ready")).status_code == 200:
-                    return time.perf_counter() - killed
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-    return float("inf")
+        for wanted in (False, True):  # first the outage is seen, then its end
+            while time.perf_counter() - killed < 120:
+                with contextlib.suppress(httpx.HTTPError):
+                    if ((await client.get("/ready")).status_code == 200) == wanted:
+                        break
+                await asyncio.sleep(0.02)
+    return time.perf_counter() - killed
 
 
 async def soak(
-    url: str, bodies: list[Any], *, concurrency: int, child: int | None, kill_after_s: float
+    url: str, bodies: list[Any], *, concurrency: int, child: int | None, kill_after: int
 ) -> tuple[Tally, float | None]:
-    """The soak, with process `child` killed `kill_after_s` into it (when given)."""
-    load = asyncio.ensure_future(send_all(url, bodies, concurrency=concurrency))
+    """The soak, with process `child` killed once `kill_after` requests are answered."""
+    tally = Tally()
+    load = asyncio.ensure_future(send_all(url, bodies, concurrency=concurrency, tally=tally))
     recovery = None
     if child is not None:
-        recovery = await kill_and_time_recovery(url, child, after_s=kill_after_s)
+        recovery = await kill_and_time_recovery(url, child, tally, after=kill_after)
     return await load, recovery
 
 
-def children(pid: int) -> list[int]:
-    """The child processes of `pid` (the server's inference processes)."""
+def inference_processes(pid: int) -> list[int]:
+    """The inference processes of server `pid`: its children started by multiprocessing's
+    spawn (not its resource tracker)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(child) for child in (task / "children").read_text().split()]
-    return found
+    return [
+        child for child in found if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]

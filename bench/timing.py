@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -46,8 +47,18 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def wait_for_quiet(poll_s: float = 10.0) -> None:
-    """Block while the quiet-window file exists (saying so once), so no timing overlaps it."""
+    """Block while the quiet-window file exists (saying so once), so no timing overlaps it;
+    a window opened by `$SEQ2SEQ_QUIET_OWNER` (its first word) is this job's own."""
     if QUIET.exists():
         print(f"{QUIET} exists: waiting for the quiet window to end", flush=True)
-    while QUIET.exists():
+    while QUIET.exists() and not own_window():
         time.sleep(poll_s)
+
+
+def own_window() -> bool:
+    """The quiet window was opened for this job (see `wait_for_quiet`)."""
+    owner = os.environ.get("SEQ2SEQ_QUIET_OWNER", "")
+    try:
+        return bool(owner) and QUIET.read_text().split()[:1] == [owner]
+    except (FileNotFoundError, IndexError):
+        return False

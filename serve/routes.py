@@ -168,14 +168,11 @@ async def _translate_route(
 
 def _search(body: TranslateRequest, settings: Settings) -> SearchOptions:
     """The request's or the server's beam, widened to give the alternatives asked for; 422
-    over the configured maximum or for HTML."""
+    over the configured maximum."""
     beam_size = body.beam_size or settings.beam_size
     if beam_size > settings.max_beam_size:
         message = f"beam_size must be at most {settings.max_beam_size}"
         raise validation_error(("body", "beam_size"), message, "too_large")
-    if body.alternatives and body.format == "html":
-        message = "alternatives need format 'text'"
-        raise validation_error(("body", "alternatives"), message, "unsupported")
     if body.alternatives >= settings.max_beam_size:
         message = (
             f"alternatives must be at most {settings.max_beam_size - 1} (the widest beam "

@@ -125,7 +125,7 @@ class TranslateRequest(Strict):
         ge=0,
         le=7,
         description="LibreTranslate: this many other translations per text as well, from a "
-        "beam at least one wider (format 'text' only).",
+        "beam at least one wider (for HTML too: each with the markup as written).",
     )
 
     @model_validator(mode="after")

@@ -131,9 +131,21 @@ def test_alternatives_are_the_beams_other_translations(
     assert "alternatives" not in client.post("/translate", json={"q": texts[0]}).json()
 
 
-def test_alternatives_need_text_and_a_beam_wide_enough(client: TestClient) -> None:
+def test_alternatives_of_html_keep_the_markup(client: TestClient, translator: Translator) -> None:
+    body = {"q": "<b>eins zwei</b> drei", "format": "html", "alternatives": 2}
+    answer = client.post("/translate", json=body).json()
+    ranked = translator.translate_ranked(
+        [body["q"]],
+        SearchOptions(beam_size=3, n_best=3),
+        html=True,  # type: ignore[list-item]
+    )[0]
+    assert answer["translatedText"] == ranked[0]
+    assert answer["alternatives"] == list(dict.fromkeys(ranked))[1:3]
+    assert all(text.startswith("<b>") and "</b> " in text for text in answer["alternatives"])
+
+
+def test_alternatives_need_a_beam_wide_enough(client: TestClient) -> None:
     cases = [
-        ({"q": "<b>eins</b>", "format": "html", "alternatives": 1}, "need format 'text'"),
         ({"q": "eins", "alternatives": 8}, "less than or equal to 7"),
         ({"q": "eins", "alternatives": -1}, "greater than or equal to 0"),
     ]
