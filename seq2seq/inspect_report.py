@@ -22,8 +22,9 @@ from seq2seq.introspect import Inspection, SideTrace
 from seq2seq.units import UnitCorrelation
 
 PAGE = Path(__file__).with_name("inspect_page.html")
-GATES = ("input", "forget", "output")
-"""Signals between 0 and 1, drawn on a sequential colour scale; the others diverge around 0."""
+GATES = ("input", "forget", "output", "reset", "update")
+"""Signals between 0 and 1 (LSTM and GRU gates), drawn on a sequential colour scale; the others
+diverge around 0."""
 
 
 def page_html(
