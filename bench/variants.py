@@ -107,6 +107,15 @@ def run_variant(
     if saved.is_file() and not args.retrain:
         return dict(json.loads(saved.read_text(encoding="utf-8")))
     prepare_run_dir(run_dir, first)
+    result = {"name": name, **train_and_score(name, run_dir, args, windows)}
+    saved.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def train_and_score(
+    name: str, run_dir: Path, args: argparse.Namespace, windows: Windows
+) -> dict[str, Any]:
+    """`bench.quality`'s training of the variant, then its scores, in one quiet window."""
     overrides = [*VARIANTS[name], *args.overrides]
     run = argparse.Namespace(
         config=args.config,
@@ -118,8 +127,7 @@ def run_variant(
     with windows.open(f"bench.variants {name}", minutes=args.minutes + 8) as load:
         wall = quality.train(run)
         rows = quality.score_splits(run_dir / "best.pt", SPLITS, "cpu")
-    result = {
-        "name": name,
+    return {
         "overrides": overrides,
         "facts": quality.training_facts(run_dir),
         "rows": rows,
@@ -127,8 +135,6 @@ def run_variant(
         "load": [load.before, run.mean_load, load.after],
         "parameters": Translator.load(run_dir / "best.pt", device="cpu").info()["parameters"],
     }
-    saved.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return result
 
 
 def prepare_run_dir(run_dir: Path, first: Path | None) -> None:

@@ -56,6 +56,8 @@ def test_a_checkpoint_written_before_gru_cells_translates_as_it_did(tmp_path: Pa
             assert found == pytest.approx(wanted, abs=2e-5)
         save_checkpoint(load_checkpoint(path), tmp_path / "saved_again.pt")
     assert "encoder.rnn.weight_ih_l1" in load_checkpoint(tmp_path / "saved_again.pt").model_state
+    opened = load_checkpoint(BEFORE_GRU, weights=False)  # as the server opens its models
+    assert opened.config == load_checkpoint(BEFORE_GRU).config
 
 
 def assert_one_line_error(path: Path, match: str) -> None:
