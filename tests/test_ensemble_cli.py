@@ -34,9 +34,11 @@ def test_the_file_holds_every_model_and_translates_as_one(
     assert Translator.load(ensemble_path, device="cpu").translate(TEXTS, options) == alone
 
 
-@pytest.fixture()
-def client(ensemble_path: Path) -> Iterator[TestClient]:
-    settings = Settings(model=[str(ensemble_path)], device="cpu", max_wait_ms=2)
+@pytest.fixture(params=["thread", "process"])
+def client(ensemble_path: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    settings = Settings(
+        model=[str(ensemble_path)], device="cpu", max_wait_ms=2, inference=request.param
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 
