@@ -37,27 +37,37 @@ def bf16_matmul_flops() -> float | None:
     return matmul_flops(dtype=torch.bfloat16) if cpu_bf16_autocast_works() else None
 
 
-def lstm_flops(config: ModelConfig) -> float:
-    """Forward FLOPs of one time step of the stacked LSTM (matmuls only), one row."""
-    hidden, first = config.hidden_size, config.embedding_size
-    per_layer = [4 * hidden * (first + hidden)]
-    per_layer += [4 * hidden * (2 * hidden)] * (config.num_layers - 1)
-    return 2.0 * sum(per_layer)
+GATES = {"lstm": 4, "gru": 3}
+"""Weight blocks of a layer's gates and candidate: i, f, g, o; or r, z, n."""
+
+
+def recurrent_flops(config: ModelConfig, *, directions: int = 1) -> float:
+    """Forward FLOPs of one time step of a recurrent stack (matmuls only), one row: 4 gate
+    blocks per LSTM layer, 3 per GRU layer, every direction."""
+    hidden, first, gates = config.hidden_size, config.embedding_size, GATES[config.cell]
+    per_layer = [gates * hidden * (first + hidden)]
+    per_layer += [gates * hidden * (directions * hidden + hidden)] * (config.num_layers - 1)
+    return 2.0 * directions * sum(per_layer)
+
+
+def encoder_flops(config: ModelConfig) -> float:
+    """Forward FLOPs per source token: the encoder's stack, both ways when bidirectional."""
+    return recurrent_flops(config, directions=2 if config.bidirectional_encoder else 1)
 
 
 def decoder_flops(config: ModelConfig) -> float:
-    """Forward FLOPs per target token: decoder LSTM plus the output projection."""
-    return lstm_flops(config) + 2.0 * config.hidden_size * config.tgt_vocab_size
+    """Forward FLOPs per target token: the decoder's stack plus the output projection."""
+    return recurrent_flops(config) + 2.0 * config.hidden_size * config.tgt_vocab_size
 
 
 def training_flops(config: ModelConfig, *, src_tokens: int, tgt_tokens: int) -> float:
     """Forward + backward (3x forward) FLOPs of a batch with these real token counts."""
-    return 3.0 * (lstm_flops(config) * src_tokens + decoder_flops(config) * tgt_tokens)
+    return 3.0 * (encoder_flops(config) * src_tokens + decoder_flops(config) * tgt_tokens)
 
 
 def decoding_flops(config: ModelConfig, *, src_tokens: int, row_steps: int) -> float:
     """Forward FLOPs of encoding `src_tokens` and running `row_steps` decoder rows."""
-    return lstm_flops(config) * src_tokens + decoder_flops(config) * row_steps
+    return encoder_flops(config) * src_tokens + decoder_flops(config) * row_steps
 
 
 def describe(fp32: float, bf16: float | None) -> str:

@@ -24,7 +24,7 @@ from torch import Tensor
 from bench import ceiling, data, plain, report
 from bench.reference_model import find_model
 from bench.timing import median, peak_rss_mb, table, wait_for_quiet
-from seq2seq import SearchOptions, Translator
+from seq2seq import SearchOptions, Seq2Seq, Translator
 from seq2seq.model import State
 from seq2seq.precision import Precision, cpu_bf16_autocast_works
 from seq2seq.search import max_lengths
@@ -86,6 +86,13 @@ def library_case(
     return Case(name, run, texts, references, translator.precision)
 
 
+def one_model(translator: Translator) -> Seq2Seq:
+    """The translator's model: the textbook loop and the FLOP counts need one, not an ensemble."""
+    if not isinstance(translator.model, Seq2Seq):
+        raise SystemExit("decode_speed measures one model; give it one model file, no ensemble")
+    return translator.model
+
+
 def textbook_case(translator: Translator, pairs: tuple[list[str], list[str]]) -> Case:
     """The one-sentence-at-a-time loop of `bench.plain`, with Translator's length limits."""
 
@@ -95,7 +102,7 @@ def textbook_case(translator: Translator, pairs: tuple[list[str], list[str]]) ->
         sources = translator.encode(texts)
         lengths = torch.tensor([max(len(ids), 1) for ids in sources])
         limits = max_lengths(lengths, a=1.5, b=10, cap=256).tolist()
-        ids = plain.translate_all(translator.model, sources, limits)
+        ids = plain.translate_all(one_model(translator), sources, limits)
         return translator.tokenizers.tgt.decode(ids)
 
     return Case("textbook loop, greedy, batch 1", run, texts, references)
@@ -165,7 +172,7 @@ def row(
     """
     time_s = median(case.times)
     src_tokens = sum(len(ids) for ids in translator.encode(case.texts))
-    config = translator.model.config
+    config = one_model(translator).config
     flops = ceiling.decoding_flops(config, src_tokens=src_tokens, row_steps=case.row_steps)
     speed = len(case.texts) / time_s
     return [
@@ -224,11 +231,11 @@ def summarise(cases: list[Case], translator: Translator, startup_figures: tuple[
         "BLEU",
     ]
     imported, loaded, rss = startup_figures
-    config = translator.model.config
+    config = one_model(translator).config
     return "\n\n".join(
         [
             ceiling.describe(fp32, bf16),
-            f"FLOPs counted: {ceiling.lstm_flops(config) / 1e6:.1f} MFLOP per source token, "
+            f"FLOPs counted: {ceiling.encoder_flops(config) / 1e6:.1f} MFLOP per source token, "
             f"{ceiling.decoder_flops(config) / 1e6:.1f} MFLOP per decoder row step "
             "(beams included, "
             "counted in the first run). Batch-1 and textbook rows use the first sentences only; "

@@ -42,7 +42,7 @@ def packed_encode(model: Seq2Seq, src: Tensor, src_len: Tensor) -> tuple[Tensor,
     encoder = model.encoder
     embedded = encoder.dropout(encoder.embedding(reverse_padded(src, src_len)))  # [B, S, E]
     packed = pack_padded_sequence(embedded, src_len.cpu(), batch_first=True, enforce_sorted=False)
-    _, state = encoder.lstm(packed)  # [L, B, H] each
+    _, state = encoder.rnn(packed)  # [L, B, H] each
     return state  # type: ignore[no-any-return]
 
 

@@ -1,12 +1,14 @@
-"""seq2seq: LSTM encoder-decoder machine translation (Sutskever et al., 2014).
+"""seq2seq: LSTM (or GRU) encoder-decoder machine translation (Sutskever et al., 2014).
 
 The public API: build a `Seq2Seq` from a `ModelConfig`, tokenize with `Tokenizer`, and turn
-text into text with `Translator.load(path).translate(texts)`.
+text into text with `Translator.load(path).translate(texts)`; `Translator.load_ensemble(paths)`
+translates with several models as one (`Ensemble`).
 """
 
 from seq2seq.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from seq2seq.codec import Prepared, TextCodec
 from seq2seq.config import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ModelConfig, ModelSizes
+from seq2seq.ensemble import Ensemble
 from seq2seq.model import Seq2Seq
 from seq2seq.search import Hypothesis, SearchOptions, beam_search, greedy_search
 from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
@@ -19,6 +21,7 @@ __all__ = [
     "UNK_ID",
     "Checkpoint",
     "CheckpointError",
+    "Ensemble",
     "Hypothesis",
     "ModelConfig",
     "ModelSizes",

@@ -1,5 +1,9 @@
 """One self-describing checkpoint file: model config, weights, tokenizers, languages, metadata.
 
+The model is one `Seq2Seq` or an `Ensemble` of them (`join_checkpoints` makes one from several
+files); both load the same way. Files written before GRU cells existed named the recurrent
+layers `lstm`; their weights are read under today's name, `rnn`.
+
 Files are read with `torch.load(weights_only=True)`, so loading never runs pickled code, and
 written to a temporary file that is renamed into place, so a crash never leaves half a file
 (a process killed mid-write leaves the temporary file; `remove_stale_temporaries` clears them).
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.config import ModelConfig
+from seq2seq.ensemble import AnyConfig, Ensemble, EnsembleConfig, build_model, config_from_dict
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
 
@@ -25,6 +31,8 @@ FORMAT = "seq2seq-checkpoint"
 VERSION = 1
 TEMPORARY_NAME = re.compile(r"\.(?P<target>.+\.pt)\.[a-z0-9_]{8}")
 """A temporary file of `save_checkpoint`: `.{name}.` and `tempfile.mkstemp`'s 8 characters."""
+RENAMED = {"encoder.lstm.": "encoder.rnn.", "decoder.lstm.": "decoder.rnn."}
+"""Weight-name prefixes of files written before GRU cells existed, and their names now."""
 
 
 class CheckpointError(ValueError):
@@ -35,7 +43,8 @@ class CheckpointError(ValueError):
 class Checkpoint:
     """Everything needed to rebuild a model and translate with it (and, optionally, resume)."""
 
-    config: ModelConfig
+    config: AnyConfig
+    """One model's config, or an ensemble's (its members' configs)."""
     model_state: dict[str, Tensor]
     tokenizers: TokenizerPair
     src_lang: str | None = None
@@ -46,19 +55,92 @@ class Checkpoint:
     """Optimizer, scheduler, RNG and data position for `--resume`; empty in exported models."""
 
     @classmethod
-    def from_model(cls, model: Seq2Seq, tokenizers: TokenizerPair, **fields: Any) -> Checkpoint:
+    def from_model(
+        cls, model: Seq2Seq | Ensemble, tokenizers: TokenizerPair, **fields: Any
+    ) -> Checkpoint:
         """Snapshot a model's current weights (moved to CPU) with its tokenizers."""
         state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
         return cls(config=model.config, model_state=state, tokenizers=tokenizers, **fields)
 
-    def build_model(self) -> Seq2Seq:
-        """A `Seq2Seq` with this checkpoint's config and weights, in eval mode, on CPU."""
-        model = Seq2Seq(self.config)
+    def build_model(self) -> Seq2Seq | Ensemble:
+        """The `Seq2Seq` (or `Ensemble`) with this checkpoint's config and weights, in eval
+        mode, on CPU."""
+        model = build_model(self.config)
         model.load_state_dict(self.model_state)
         return model.eval()
 
+    def members(self) -> list[tuple[ModelConfig, dict[str, Tensor]]]:
+        """Config and weights of each model: the one, or every member of an ensemble."""
+        if isinstance(self.config, ModelConfig):
+            return [(self.config, self.model_state)]
+        found: list[tuple[ModelConfig, dict[str, Tensor]]] = []
+        for index, config in enumerate(self.config.members):
+            prefix = f"members.{index}."
+            state = self.model_state.items()
+            found.append((config, {k[len(prefix) :]: v for k, v in state if k.startswith(prefix)}))
+        return found
 
-def check_shapes(config: ModelConfig, model_state: dict[str, Tensor]) -> None:
+
+def join_checkpoints(checkpoints: Sequence[Checkpoint], names: Sequence[str]) -> Checkpoint:
+    """One checkpoint of the ensemble of `checkpoints` (an ensemble among them gives its members).
+
+    They must share tokenizers and languages: `ValueError` naming the two files (`names`) that
+    do not. The metadata lists each member's file, step and best validation BLEU.
+    """
+    first = checkpoints[0]
+    for checkpoint, name in zip(checkpoints[1:], names[1:], strict=True):
+        _check_joinable(first, checkpoint, names[0], name)
+    members = [member for checkpoint in checkpoints for member in checkpoint.members()]
+    state = {
+        f"members.{index}.{key}": value
+        for index, (_, weights) in enumerate(members)
+        for key, value in weights.items()
+    }
+    described = [
+        entry
+        for checkpoint, name in zip(checkpoints, names, strict=True)
+        for entry in _described(checkpoint, name)
+    ]
+    return Checkpoint(
+        config=EnsembleConfig(tuple(config for config, _ in members)),
+        model_state=state,
+        tokenizers=first.tokenizers,
+        src_lang=first.src_lang,
+        tgt_lang=first.tgt_lang,
+        metadata={"ensemble": described},
+    )
+
+
+def load_joined(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
+    """The checkpoint of the one path, or the ensemble of several (`join_checkpoints`);
+    `CheckpointError` or `ValueError` with a one-line reason."""
+    checkpoints = [load_checkpoint(path) for path in paths]
+    if len(checkpoints) == 1:
+        return checkpoints[0]
+    return join_checkpoints(checkpoints, [str(path) for path in paths])
+
+
+def _check_joinable(first: Checkpoint, other: Checkpoint, first_name: str, name: str) -> None:
+    for side in ("src", "tgt"):
+        if getattr(first.tokenizers, side).proto != getattr(other.tokenizers, side).proto:
+            kind = "source" if side == "src" else "target"
+            raise ValueError(
+                f"{name} has another {kind} tokenizer than {first_name}: "
+                "the models of an ensemble must share their tokenizers"
+            )
+    if (first.src_lang, first.tgt_lang) != (other.src_lang, other.tgt_lang):
+        raise ValueError(f"{name} and {first_name} translate different language pairs")
+
+
+def _described(checkpoint: Checkpoint, name: str) -> list[dict[str, Any]]:
+    """What an ensemble's metadata says of each model `checkpoint` adds."""
+    if isinstance(checkpoint.config, EnsembleConfig):
+        return list(checkpoint.metadata.get("ensemble") or [])
+    keys = ("step", "best_val_bleu")
+    return [{"file": name, **{k: checkpoint.metadata[k] for k in keys if k in checkpoint.metadata}}]
+
+
+def check_shapes(config: AnyConfig, model_state: dict[str, Tensor]) -> None:
     """Raise `ValueError` naming the first tensor that `config`'s model lacks, does not expect or
     has in another shape. Reads shapes only, never the weights."""
     wanted = {name: tuple(t.shape) for name, t in empty_model(config).state_dict().items()}
@@ -74,10 +156,10 @@ def check_shapes(config: ModelConfig, model_state: dict[str, Tensor]) -> None:
         raise ValueError(f"weights {missing[0]} are missing ({len(missing)} tensors in all)")
 
 
-def empty_model(config: ModelConfig) -> Seq2Seq:
+def empty_model(config: AnyConfig) -> Seq2Seq | Ensemble:
     """The model `config` describes, without memory for its weights (on the meta device)."""
     with torch.device("meta"):
-        return Seq2Seq(config)
+        return build_model(config)
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> None:
@@ -166,7 +248,7 @@ def _parse(payload: dict[str, Any]) -> Checkpoint:
     tokenizers = TokenizerPair(
         Tokenizer(payload["src_tokenizer"]), Tokenizer(payload["tgt_tokenizer"])
     )
-    config = ModelConfig.from_dict(payload["model_config"])
+    config = config_from_dict(payload["model_config"])
     if (config.src_vocab_size, config.tgt_vocab_size) != (
         tokenizers.src.vocab_size,
         tokenizers.tgt.vocab_size,
@@ -174,10 +256,21 @@ def _parse(payload: dict[str, Any]) -> Checkpoint:
         raise ValueError("model vocabulary sizes differ from the stored tokenizers")
     return Checkpoint(
         config=config,
-        model_state=payload["model_state"],
+        model_state=_renamed(payload["model_state"]),
         tokenizers=tokenizers,
         src_lang=payload.get("src_lang"),
         tgt_lang=payload.get("tgt_lang"),
         metadata=dict(payload.get("metadata") or {}),
         training_state=dict(payload.get("training_state") or {}),
     )
+
+
+def _renamed(model_state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Weights under today's names (`RENAMED`)."""
+    renamed = {}
+    for name, tensor in model_state.items():
+        for old, new in RENAMED.items():
+            if name.startswith(old):
+                name = new + name[len(old) :]
+        renamed[name] = tensor
+    return renamed

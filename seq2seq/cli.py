@@ -1,5 +1,5 @@
 """The `seq2seq` command: a thin dispatcher to `train`, `train-models`, `evaluate`, `average`,
-`translate`, `inspect` and `serve`.
+`ensemble`, `translate`, `inspect` and `serve`.
 
 Each subcommand lives in a module with `add_arguments(parser)` and `run(args) -> int`; it is
 imported only when called, so `seq2seq translate` never pays for the server's imports.
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.evaluate", "score a model (BLEU, chrF) on a test set"),
     "average": ("training.average", "average the weights of checkpoints of one run"),
     "train-models": ("training.models", "train every preset whose model file is missing"),
+    "ensemble": ("seq2seq.ensemble_cli", "join checkpoints into one file that decodes as one"),
     "translate": ("seq2seq.translate_cli", "translate lines from stdin or a file"),
     "serve": ("serve.cli", "run the HTTP translation server"),
     "inspect": ("seq2seq.inspect_cli", "show one sentence's gates, cells and units that count"),

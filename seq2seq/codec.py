@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seq2seq.checkpoint import empty_model, load_checkpoint
-from seq2seq.config import ModelConfig
+from seq2seq.ensemble import AnyConfig
 from seq2seq.markup import escape, split_html
 from seq2seq.search import Hypothesis
 from seq2seq.sentences import Segmented, split_sentences
@@ -74,7 +74,7 @@ class TextCodec:
         tgt_lang: str | None = None,
         metadata: dict[str, Any] | None = None,
         max_input_tokens: int = 256,
-        config: ModelConfig | None = None,
+        config: AnyConfig | None = None,
     ) -> None:
         self.tokenizers = tokenizers
         self.config = config

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.introspect import LSTM_SIGNALS, MAX_TOKENS, Inspection
+from seq2seq.introspect import GRU_SIGNALS, LSTM_SIGNALS, MAX_TOKENS, Inspection
 from seq2seq.search import SearchOptions
 from seq2seq.translator import Translator
 from seq2seq.units import PROPERTIES, UnitCorrelation, check_property, rank_units
@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", default="position", help=f"property: {', '.join(PROPERTIES)}")
     parser.add_argument("--top", type=int, default=10, help="units listed [10]")
     parser.add_argument(
-        "--signal", default="cell", choices=LSTM_SIGNALS, help="what is ranked and drawn [cell]"
+        "--signal",
+        choices=sorted({*LSTM_SIGNALS, *GRU_SIGNALS}),
+        help="what is ranked and drawn [cell, or hidden for a GRU, which has no cell]",
     )
     parser.add_argument("--beam-size", type=int, default=1, help="1 is greedy search [1]")
     parser.add_argument("--top-k", type=int, default=5, help="alternatives per decoder step [5]")
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     search = SearchOptions(beam_size=args.beam_size)
     how = {"top_k": args.top_k, "max_tokens": args.max_tokens}
     inspection = translator.inspect(args.text, search, **how)
+    if args.signal is None:
+        args.signal = "cell" if "cell" in inspection.signals else "hidden"
     pooled = [inspection, *(translator.inspect(line, search, **how) for line in pool)]
     units = rank_units(pooled, args.by, signal=args.signal, top=args.top)
     print(summary(inspection, units, by=args.by, signal=args.signal, sentences=len(pooled)))

@@ -25,8 +25,9 @@ from seq2seq.units import UnitCorrelation
 PAGE = Path(__file__).with_name("inspect_page.html")
 VIEW_SCRIPT = Path(__file__).with_name("inspect_view.js")
 VIEW_STYLE = Path(__file__).with_name("inspect_view.css")
-GATES = ("input", "forget", "output")
-"""Signals between 0 and 1, drawn on a sequential colour scale; the others diverge around 0."""
+GATES = ("input", "forget", "output", "reset", "update")
+"""Signals between 0 and 1 (LSTM and GRU gates), drawn on a sequential colour scale; the others
+diverge around 0."""
 
 
 def page_html(

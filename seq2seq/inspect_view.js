@@ -6,9 +6,10 @@
 "use strict";
 
 function showInspection(root, DATA) {
-  const I = DATA.inspection, SCALE = I.scale, GATES = ["input", "forget", "output"];
+  const I = DATA.inspection, SCALE = I.scale;
+  const GATES = ["input", "forget", "output", "reset", "update"];  // LSTM and GRU gates, 0..1
   const COLORS = { input: "#1b9e77", forget: "#d95f02", output: "#7570b3", candidate: "#e7298a",
-                   cell: "#222", hidden: "#66a61e" };
+                   cell: "#222", hidden: "#66a61e", reset: "#d95f02", update: "#1b9e77" };
   const view = { signal: DATA.signal || "cell", layer: 0, side: null, unit: null };
   const CELL_W = 18, TOP = 80, LEFT = 34;
   root.innerHTML = `

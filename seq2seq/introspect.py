@@ -1,14 +1,13 @@
-"""Inside the model: every LSTM layer's gates, cell and hidden state for one sentence.
+"""Inside the model: every recurrent layer's gates and states for one sentence.
 
 `inspect_sentence(translator, text)` (or `Translator.inspect`) first runs the real search,
-`Translator.nbest_ids`, to choose the translation, then reads the encoder and the decoder
-along that path with the model's own weights: per step and unit the input, forget and output
-gates, the candidate, the cell state c and the hidden state h, and at every decoder step the
-chosen token with the `top_k` likeliest next tokens. Translation itself is untouched: no
-hooks, no flags, so it costs nothing when nobody inspects.
-
-The only cell-specific code is `read_layer`; another recurrent cell (a GRU, with gates r, z, n
-and no cell state) adds a branch there and its own reader beside `read_lstm_layer`.
+`Translator.search`, to choose the translation, then reads the encoder and the decoder along
+that path with the model's own weights (`seq2seq.gates`): per step and unit, for an LSTM the
+input, forget and output gates, the candidate, the cell state c and the hidden state h, for a
+GRU the reset and update gates, the candidate and h; and at every decoder step the chosen
+token with the `top_k` likeliest next tokens. Translation itself is untouched: no hooks, no
+flags, so it costs nothing when nobody inspects. An ensemble is inspected member by member
+(load one of its files alone).
 """
 
 from __future__ import annotations
@@ -18,22 +17,33 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from seq2seq.config import BOS_ID, EOS_ID
+from seq2seq.gates import GRU_SIGNALS, LSTM_SIGNALS, Signals, read_layers
 from seq2seq.model import Seq2Seq
 from seq2seq.search import SearchOptions, max_lengths
 
 if TYPE_CHECKING:
     from seq2seq.translator import Translator
 
-LSTM_SIGNALS = ("input", "forget", "output", "candidate", "cell", "hidden")
-"""What an LSTM layer shows per step and unit: three gates, the candidate tanh(g), c and h."""
+__all__ = [
+    "GRU_SIGNALS",
+    "LSTM_SIGNALS",
+    "MAX_TOKENS",
+    "Candidate",
+    "DecoderStep",
+    "Inspection",
+    "LayerTrace",
+    "SideTrace",
+    "inspect_sentence",
+    "read_model",
+    "source_ids",
+]
+
 MAX_TOKENS = 64
 """Source subwords `inspect_sentence` reads at most, unless told otherwise."""
 
-LayerState = tuple[Tensor, ...]
-"""One layer's recurrent state for one sentence: (h, c), [H] each, for an LSTM."""
 Pieces = Callable[[Sequence[int]], list[str]]
 """Ids to their subword pieces (`Tokenizer.id_pieces`)."""
 
@@ -144,57 +154,6 @@ def _step_dict(step: DecoderStep) -> dict[str, Any]:
     return {**candidate(step.chosen), "top": [candidate(item) for item in step.top]}
 
 
-def read_lstm_layer(
-    lstm: nn.LSTM, layer: int, inputs: Tensor, state: LayerState | None
-) -> tuple[dict[str, Tensor], LayerState]:
-    """Layer `layer` of `lstm` over inputs [T, I] from state (h, c) ([H] each; None: zeros).
-
-    PyTorch's LSTM: gates = (W_ih x + b_ih) + (W_hh h + b_hh), split into i, f, g, o;
-    c' = sigmoid(f) * c + sigmoid(i) * tanh(g) and h' = sigmoid(o) * tanh(c').
-    """
-    w_ih, w_hh, b_ih, b_hh = lstm.all_weights[layer]
-    zeros = inputs.new_zeros(lstm.hidden_size)  # [H]
-    h, c = state if state is not None else (zeros, zeros)
-    projected = torch.addmm(b_ih, inputs, w_ih.t())  # [T, 4H]
-    rows = []
-    for step_input in projected:  # [4H]
-        gates = step_input + torch.addmv(b_hh, w_hh, h)  # [4H]
-        i, f, g, o = gates.chunk(4)  # [H] each
-        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-        c = f * c + i * g  # [H]
-        h = o * c.tanh()  # [H]
-        rows.append(torch.stack([i, f, o, g, c, h]))  # [6, H], in LSTM_SIGNALS order
-    values = torch.stack(rows)  # [T, 6, H]
-    return dict(zip(LSTM_SIGNALS, values.unbind(1), strict=True)), (h, c)
-
-
-def read_layer(
-    rnn: nn.Module, layer: int, inputs: Tensor, state: LayerState | None
-) -> tuple[dict[str, Tensor], LayerState]:
-    """Per-step signals of one layer of `rnn`, by its cell type; the one cell-specific switch."""
-    if isinstance(rnn, nn.LSTM):
-        return read_lstm_layer(rnn, layer, inputs, state)
-    raise ValueError(
-        f"cannot read the gates of a {type(rnn).__name__} (a model loaded with precision "
-        "int8 has quantized weights): inspect a model loaded in fp32"
-    )
-
-
-def read_stack(
-    rnn: nn.Module, inputs: Tensor, states: Sequence[LayerState | None]
-) -> tuple[list[LayerTrace], list[LayerState]]:
-    """Every layer of `rnn` over inputs [T, I], each from its own initial state; the layers'
-    traces and final states. Each layer reads the hidden states of the one below (eval mode:
-    no dropout between layers)."""
-    traces, finals = [], []
-    for layer, state in enumerate(states):
-        signals, final = read_layer(rnn, layer, inputs, state)
-        traces.append(LayerTrace(signals))
-        finals.append(final)
-        inputs = signals["hidden"]  # [T, H]
-    return traces, finals
-
-
 def inspect_sentence(
     translator: Translator,
     text: str,
@@ -212,9 +171,11 @@ def inspect_sentence(
     source = source_ids(translator, text, max_tokens=max_tokens)
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
+    model = translator.model
+    if not isinstance(model, Seq2Seq):
+        raise ValueError("inspect reads one model, not an ensemble: inspect one of its files")
     best = translator.search([source], replace(search, n_best=1))[0][0].tokens
     read, chosen = _decoder_path(best, len(source), search)
-    model = translator.model
     encoder_ids = source[::-1] if model.config.reverse_source else source
     encoder, decoder, probabilities = read_model(model, encoder_ids, read)
     src, tgt = translator.tokenizers.src, translator.tokenizers.tgt
@@ -229,20 +190,14 @@ def inspect_sentence(
     )
 
 
-@torch.inference_mode()
 def read_model(
     model: Seq2Seq, encoder_ids: list[int], decoder_ids: list[int]
 ) -> tuple[list[LayerTrace], list[LayerTrace], Tensor]:
     """The encoder over `encoder_ids` (in reading order) from zeros, then the decoder over
-    `decoder_ids` from the encoder's final states: every layer's trace (on the CPU) and the
-    decoder's next-token probabilities [T, V]."""
-    layers = model.config.num_layers
-    embedded = _embed(model.encoder.embedding, encoder_ids)  # [S, E]
-    encoder, states = read_stack(model.encoder.lstm, embedded, [None] * layers)
-    embedded = _embed(model.decoder.embedding, decoder_ids)  # [T, E]
-    decoder, _ = read_stack(model.decoder.lstm, embedded, states)
-    logits = model.decoder.output(decoder[-1]["hidden"])  # [T, V]
-    return _to_cpu(encoder), _to_cpu(decoder), logits.float().softmax(dim=-1).cpu()
+    `decoder_ids` from the state the encoder hands over: every layer's trace (on the CPU) and
+    the decoder's next-token probabilities [T, V]; see `seq2seq.gates.read_layers`."""
+    encoder, decoder, logits = read_layers(model, encoder_ids, decoder_ids)  # logits [T, V]
+    return _traces(encoder), _traces(decoder), logits.float().softmax(dim=-1).cpu()
 
 
 def source_ids(translator: Translator, text: str, *, max_tokens: int = MAX_TOKENS) -> list[int]:
@@ -273,14 +228,10 @@ def _decoder_path(
     return [BOS_ID, *best[:-1]], best
 
 
-def _embed(embedding: nn.Embedding, ids: list[int]) -> Tensor:
-    return embedding(torch.tensor(ids, device=embedding.weight.device))  # type: ignore[no-any-return]
-
-
-def _to_cpu(traces: list[LayerTrace]) -> list[LayerTrace]:
+def _traces(layers: list[Signals]) -> list[LayerTrace]:
     return [
-        LayerTrace({name: values.float().cpu() for name, values in trace.signals.items()})
-        for trace in traces
+        LayerTrace({name: values.float().cpu() for name, values in signals.items()})
+        for signals in layers
     ]
 
 

@@ -1,4 +1,9 @@
-"""The Sutskever-style LSTM encoder-decoder: the encoder's final (h, c) is all the decoder sees."""
+"""The Sutskever-style encoder-decoder: the encoder's final state is all the decoder sees.
+
+Every layer is an LSTM (state h and c) or a GRU (state h), `model.cell`; the layers are fused or
+residual (`seq2seq.recurrent`). A bidirectional encoder hands over its final states through a
+learned `Bridge`; only final states ever cross, never the encoder's per-step outputs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from seq2seq.config import PAD_ID, ModelConfig
+from seq2seq.recurrent import State, as_hidden, as_state, build_stack, step_layers, step_weights
 
-State = tuple[Tensor, Tensor]
-"""LSTM state (h, c), each [layers, B, H]."""
+__all__ = ["Bridge", "Decoder", "Encoder", "Seq2Seq", "State", "reverse_padded"]
 
 
 def reverse_padded(tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -28,26 +33,50 @@ class Encoder(nn.Module):
         self.reverse_source = config.reverse_source
         self.embedding = nn.Embedding(config.src_vocab_size, config.embedding_size, PAD_ID)
         self.dropout = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(
-            config.embedding_size,
-            config.hidden_size,
-            config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.rnn = build_stack(config, bidirectional=config.bidirectional_encoder)
+        self.bridge = Bridge(config) if config.bidirectional_encoder else None
 
     def forward(self, src: Tensor, src_len: Tensor) -> State:
-        """src [B, S] ids, src_len [B] -> (h, c), each [layers, B, H]."""
+        """src [B, S] ids, src_len [B] -> the decoder's initial state, [layers, B, H] each."""
         if self.reverse_source:
             src = reverse_padded(src, src_len)  # [B, S]
         embedded = self.dropout(self.embedding(src))  # [B, S, E]
         lengths = src_len.cpu()  # [B]
         if bool((lengths == src.size(1)).all()):  # no padding: batch size 1, sorted batches
-            _, (h, c) = self.lstm(embedded)  # one fused call (oneDNN/cuDNN), no packing
-            return h, c
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        _, (h, c) = self.lstm(packed)  # [L, B, H] each, in the input's row order
-        return h, c
+            _, final = self.rnn(embedded)  # one fused call (oneDNN/cuDNN), no packing
+        else:
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            _, final = self.rnn(packed)  # [L*D, B, H] each, in the input's row order
+        state = as_state(final)
+        return state if self.bridge is None else self.bridge(state)  # [L, B, H] each
+
+
+class Bridge(nn.Module):
+    """Joins each layer's final forward and backward states into the decoder's initial state.
+
+    Per layer, a learned linear map of [forward; backward] (2H -> H) for h, through tanh since
+    a decoder's h lies in (-1, 1), and another, without it, for an LSTM's cell state c.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.h = _layer_maps(config)
+        self.c = _layer_maps(config) if config.cell == "lstm" else None
+
+    def forward(self, state: State) -> State:
+        """Final states [L*2, B, H] each (per layer forward, then backward) -> [L, B, H] each."""
+        h = _join(self.h, state[0]).tanh()  # [L, B, H]
+        return (h,) if self.c is None else (h, _join(self.c, state[1]))
+
+
+def _layer_maps(config: ModelConfig) -> nn.ModuleList:
+    size = config.hidden_size
+    return nn.ModuleList(nn.Linear(2 * size, size) for _ in range(config.num_layers))
+
+
+def _join(maps: nn.ModuleList, part: Tensor) -> Tensor:
+    both = torch.cat([part[0::2], part[1::2]], dim=-1)  # [L, B, 2H]: forward, backward
+    return torch.stack([linear(both[layer]) for layer, linear in enumerate(maps)])  # [L, B, H]
 
 
 class Decoder(nn.Module):
@@ -55,15 +84,11 @@ class Decoder(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        self.cell, self.residual = config.cell, config.residual
+        self.layer_dropout = config.dropout if config.num_layers > 1 else 0.0
         self.embedding = nn.Embedding(config.tgt_vocab_size, config.embedding_size, PAD_ID)
         self.dropout = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(
-            config.embedding_size,
-            config.hidden_size,
-            config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.rnn = build_stack(config, bidirectional=False)
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size)
         if config.tie_embeddings:
             self.output.weight = self.embedding.weight
@@ -76,33 +101,27 @@ class Decoder(nn.Module):
     def states(self, tgt_in: Tensor, state: State) -> tuple[Tensor, State]:
         """tgt_in [B, T] ids -> top-layer outputs [B, T, H] (dropout applied), last state."""
         embedded = self.dropout(self.embedding(tgt_in))  # [B, T, E]
-        outputs, state = self.lstm(embedded, state)  # [B, T, H]
-        return self.dropout(outputs), state
+        outputs, final = self.rnn(embedded, as_hidden(state))  # [B, T, H]
+        return self.dropout(outputs), as_state(final)
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        """One step, tokens [B] -> logits [B, V], through `lstm_cell` on the LSTM's own weights.
-
-        The same arithmetic as running `self.lstm` on a length-1 sequence, without the
-        sequence machinery, which at small batches costs more than the step itself.
-        """
-        if not isinstance(self.lstm, nn.LSTM):  # e.g. a dynamically quantized LSTM
+        """One step, tokens [B] -> logits [B, V], through `step_layers` on the layers' own
+        weights; a stack whose weights are not plain tensors (int8) runs as a sequence."""
+        weights = step_weights(self.rnn)
+        if weights is None:  # e.g. dynamically quantized layers
             logits, state = self(tokens.unsqueeze(1), state)  # [B, 1, V]
             return logits.squeeze(1), state
         inputs = self.dropout(self.embedding(tokens))  # [B, E]
-        hs, cs = [], []
-        for layer, weights in enumerate(self.lstm.all_weights):  # w_ih, w_hh, b_ih, b_hh
-            if layer > 0 and self.training:
-                inputs = nn.functional.dropout(inputs, self.lstm.dropout)
-            h, c = torch.lstm_cell(inputs, (state[0][layer], state[1][layer]), *weights)
-            hs.append(h)  # [B, H]
-            cs.append(c)
-            inputs = h
-        logits = self.output(self.dropout(inputs))  # [B, V]
-        return logits, (torch.stack(hs), torch.stack(cs))  # [L, B, H] each
+        dropout = self.layer_dropout if self.training else 0.0
+        top, state = step_layers(
+            self.cell, weights, inputs, state, residual=self.residual, dropout=dropout
+        )  # [B, H]
+        return self.output(self.dropout(top)), state  # [B, V]
 
 
 class Seq2Seq(nn.Module):
-    """Encoder and decoder with no attention: the source reaches the decoder only through (h, c)."""
+    """Encoder and decoder with no attention: the source reaches the decoder only through the
+    encoder's final state."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -120,7 +139,7 @@ class Seq2Seq(nn.Module):
             self.decoder.embedding.weight[PAD_ID].zero_()
 
     def encode(self, src: Tensor, src_len: Tensor) -> State:
-        """src [B, S], src_len [B] -> the encoder's final (h, c), each [layers, B, H]."""
+        """src [B, S], src_len [B] -> the decoder's initial state, (h, c) or (h,): [L, B, H]."""
         return self.encoder(src, src_len)  # type: ignore[no-any-return]
 
     def decode_step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:

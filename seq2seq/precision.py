@@ -9,17 +9,16 @@ from __future__ import annotations
 import copy
 import functools
 import warnings
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import torch
 from torch import nn
-
-from seq2seq.model import Seq2Seq
 
 Precision = Literal["fp32", "bf16", "int8"]
 """fp32: as trained. bf16: weights and activations in bfloat16 (fp32 softmax in beam search).
 int8: LSTM and Linear weights in int8, activations quantised per batch (CPU only)."""
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+Model = TypeVar("Model", bound=nn.Module)
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -46,7 +45,7 @@ def cpu_bf16_autocast_works() -> bool:
     return True
 
 
-def convert(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
+def convert(model: Model, precision: str, device: torch.device) -> Model:
     """`model` (already on `device`, eval mode) ready to run at `precision`.
 
     int8 works on a copy, since quantisation replaces modules; bf16 converts in place.
@@ -59,13 +58,13 @@ def convert(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
     return model
 
 
-def quantize_int8(model: Seq2Seq) -> Seq2Seq:
-    """A copy with int8 weights in every nn.LSTM and nn.Linear (dynamic quantisation)."""
+def quantize_int8(model: Model) -> Model:
+    """A copy with int8 weights in every nn.LSTM, nn.GRU and nn.Linear (dynamic quantisation)."""
     with warnings.catch_warnings():  # torch.ao.quantization warns that it will move to torchao
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
         quantized = quantize_dynamic(  # type: ignore[no-untyped-call]
-            copy.deepcopy(model), {nn.LSTM, nn.Linear}, dtype=torch.qint8
+            copy.deepcopy(model), {nn.LSTM, nn.GRU, nn.Linear}, dtype=torch.qint8
         )
     return quantized  # type: ignore[no-any-return]

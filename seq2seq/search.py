@@ -1,7 +1,8 @@
-"""Batched greedy and beam search over `Seq2Seq.encode` / `Seq2Seq.decode_step`.
+"""Batched greedy and beam search over `encode` / `decode_step` of a `Seq2Seq` or an `Ensemble`.
 
 Every sentence of a batch, and every beam of every sentence, moves through one tensor;
-rows of sentences that have finished are dropped so they stop costing compute.
+rows of sentences that have finished are dropped so they stop costing compute. The search
+reads a model's state only as a tuple of tensors with the batch in dim 1, whatever the cell.
 """
 
 from __future__ import annotations
@@ -9,15 +10,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from seq2seq.config import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.model import Seq2Seq, State
+from seq2seq.model import State
 
 StopFn = Callable[[], bool]
 """Asked before every decoder step: True ends the search early (its caller has gone)."""
+
+
+class Decodable(Protocol):
+    """What the search needs of a model: `Seq2Seq` and `Ensemble` have it."""
+
+    def encode(self, src: Tensor, src_len: Tensor) -> State:
+        """src [B, S], src_len [B] -> the decoder's initial state, batch in dim 1."""
+        ...
+
+    def decode_step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """tokens [B] -> next-token scores [B, V] (logits or log-probabilities), next state."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -74,16 +88,16 @@ def pad_sources(sources: Sequence[list[int]], device: torch.device) -> tuple[Ten
 
 def select_rows(state: State, rows: Tensor) -> State:
     """The state of batch rows `rows` [b] only."""
-    return state[0].index_select(1, rows), state[1].index_select(1, rows)  # [L, b, H] each
+    return tuple(part.index_select(1, rows) for part in state)  # [L, b, H] each
 
 
 def _repeat(state: State, times: int) -> State:
-    return state[0].repeat_interleave(times, 1), state[1].repeat_interleave(times, 1)  # [L, B*K, H]
+    return tuple(part.repeat_interleave(times, 1) for part in state)  # [L, B*K, H] each
 
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2Seq, src: Tensor, src_len: Tensor, *, max_len: Tensor, stop: StopFn | None = None
+    model: Decodable, src: Tensor, src_len: Tensor, *, max_len: Tensor, stop: StopFn | None = None
 ) -> list[list[int]]:
     """Most likely next token at every step; src [B, S], max_len [B] -> ids per sentence.
     `stop` returning True ends every sentence where it is."""
@@ -138,7 +152,7 @@ class _Beams:
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2Seq,
+    model: Decodable,
     src: Tensor,
     src_len: Tensor,
     *,
@@ -199,13 +213,15 @@ def _candidates(logits: Tensor, scores: Tensor, count: int) -> tuple[Tensor, Ten
     return best, index // per_beam, token
 
 
-def _start(model: Seq2Seq, src: Tensor, src_len: Tensor, max_len: Tensor, beam_size: int) -> _Beams:
+def _start(
+    model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, beam_size: int
+) -> _Beams:
     batch, device = src.size(0), src.device
-    h, c = model.encode(src, src_len)  # [L, B, H] each
+    state = model.encode(src, src_len)  # [L, B, H] each
     scores = torch.full((batch, beam_size), -math.inf, device=device)  # [B, K]
     scores[:, 0] = 0.0  # all beams start identical: keep one so the first step is not K copies
     return _Beams(
-        state=(h, c),  # one row per sentence until the first step has run
+        state=state,  # one row per sentence until the first step has run
         tokens=torch.full((batch,), BOS_ID, dtype=torch.long, device=device),
         scores=scores,
         history=torch.empty((batch, beam_size, 0), dtype=torch.long, device=device),

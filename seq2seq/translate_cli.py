@@ -2,6 +2,7 @@
 
 `--n-best K` writes the K best translations of each line instead, in the style of Moses n-best
 lists (`line ||| translation ||| score`, lines counted from 0), for rescoring and analysis.
+Several `--model`s translate as their ensemble (`seq2seq.ensemble`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from seq2seq.translator import Translator
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `seq2seq translate`."""
-    parser.add_argument("--model", required=True, help="checkpoint file (.pt)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        help="checkpoint file (.pt); repeat it to translate with the ensemble of several models "
+        "(they must share their tokenizers)",
+    )
     parser.add_argument("--input", help="source file, one sentence a line (default: stdin)")
     parser.add_argument("--output", help="where translations go (default: stdout)")
     parser.add_argument(
@@ -42,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.n_best <= args.beam_size:
         raise UsageError(f"--n-best must be between 0 and --beam-size ({args.beam_size})")
     options = search_options(args, n_best=max(args.n_best, 1))
-    translator = Translator.load(args.model, device=args.device, precision=args.precision)
+    translator = Translator.load_ensemble(args.model, device=args.device, precision=args.precision)
     with _streams(args) as (source, target):
         chunk = 1 if source.isatty() else 8 * args.batch_size
         progress = tqdm(unit="sent", disable=not sys.stderr.isatty() or source.isatty())

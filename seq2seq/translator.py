@@ -1,7 +1,9 @@
 """`Translator`: text in, text out. The CLI, the evaluator and the server all translate through it.
 
-It is a `TextCodec` (tokenizers, languages, the text pipeline) with a model. How to search
-is one `SearchOptions`; how many sentences run together is `batch_size` and `batch_tokens`.
+It is a `TextCodec` (tokenizers, languages, the text pipeline) with a model: one `Seq2Seq`,
+or an `Ensemble` of them (`Translator.load_ensemble`, or a checkpoint that holds one). How to
+search is one `SearchOptions`; how many sentences run together is `batch_size` and
+`batch_tokens`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 
 import torch
 
-from seq2seq.checkpoint import Checkpoint, load_checkpoint
+from seq2seq.checkpoint import Checkpoint, load_checkpoint, load_joined
 from seq2seq.codec import TextCodec
+from seq2seq.ensemble import Ensemble
 from seq2seq.introspect import MAX_TOKENS, Inspection, inspect_sentence
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
@@ -48,7 +51,7 @@ class Translator(TextCodec):
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: Seq2Seq | Ensemble,
         tokenizers: TokenizerPair,
         *,
         device: str | torch.device = "auto",
@@ -83,6 +86,18 @@ class Translator(TextCodec):
         `precision` is "fp32", "bf16" or "int8" (CPU only); see `seq2seq.precision`.
         """
         return cls.from_checkpoint(load_checkpoint(path), device=device, precision=precision)
+
+    @classmethod
+    def load_ensemble(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        device: str | torch.device = "auto",
+        precision: Precision = "fp32",
+    ) -> Translator:
+        """The ensemble of the checkpoint files `paths` (one path: that model alone), which must
+        share their tokenizers; `CheckpointError` or `ValueError` with a one-line reason.
+        Every step averages the models' log-probabilities (`seq2seq.ensemble`)."""
+        return cls.from_checkpoint(load_joined(paths), device=device, precision=precision)
 
     @classmethod
     def from_checkpoint(

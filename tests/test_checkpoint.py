@@ -1,5 +1,6 @@
 """Checkpoints: identical translations after reload, one-line errors, no pickled code, atomic."""
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from conftest import number_pairs
 from seq2seq import (
     Checkpoint,
     CheckpointError,
+    ModelConfig,
     SearchOptions,
     Translator,
     load_checkpoint,
@@ -19,6 +21,11 @@ from seq2seq import (
 from seq2seq.checkpoint import FORMAT, remove_stale_temporaries
 
 TEXTS = [s for s, _ in number_pairs(20, seed=7)]
+BEFORE_GRU = Path(__file__).parent / "data" / "lstm_before_gru.pt"
+"""A two-layer LSTM checkpoint written before GRU cells and the other options existed (its
+weights named `encoder.lstm.*`); lstm_before_gru.json holds what that code translated."""
+SIZES = {"embedding_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.0}
+"""Its sizes; every option added later has its default."""
 
 
 def test_reload_translates_identically(tiny_checkpoint_path: Path, tmp_path: Path) -> None:
@@ -31,6 +38,26 @@ def test_reload_translates_identically(tiny_checkpoint_path: Path, tmp_path: Pat
             TEXTS, SearchOptions(beam_size=beam_size)
         )
     assert (after.src_lang, after.tgt_lang, after.metadata) == ("de", "en", {"step": 600})
+
+
+def test_a_checkpoint_written_before_gru_cells_translates_as_it_did(tmp_path: Path) -> None:
+    expected = json.loads(BEFORE_GRU.with_suffix(".json").read_text(encoding="utf-8"))
+    texts = expected["texts"]
+    for path in (BEFORE_GRU, tmp_path / "saved_again.pt"):
+        translator = Translator.load(path, device="cpu")
+        config = translator.model.config
+        assert config == ModelConfig(config.src_vocab_size, config.tgt_vocab_size, **SIZES)
+        for beam_size in (1, 4):
+            translations = translator.translate(texts, SearchOptions(beam_size=beam_size))
+            assert translations == expected[f"beam{beam_size}"]
+        ranked = translator.search(translator.encode(texts), SearchOptions(beam_size=4, n_best=2))
+        scores = [[hyp.score for hyp in hyps] for hyps in ranked]
+        for found, wanted in zip(scores, expected["beam4_scores"], strict=True):
+            assert found == pytest.approx(wanted, abs=2e-5)
+        save_checkpoint(load_checkpoint(path), tmp_path / "saved_again.pt")
+    assert "encoder.rnn.weight_ih_l1" in load_checkpoint(tmp_path / "saved_again.pt").model_state
+    opened = load_checkpoint(BEFORE_GRU, weights=False)  # as the server opens its models
+    assert opened.config == load_checkpoint(BEFORE_GRU).config
 
 
 def assert_one_line_error(path: Path, match: str) -> None:

@@ -57,6 +57,22 @@ def test_model_on_files_writes_hypotheses(
     assert len(hyp.read_text().splitlines()) == 30
 
 
+def test_several_models_score_their_ensemble(
+    tmp_path: Path, tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = number_pairs(30, seed=22)
+    src = write_lines(tmp_path / "test.de", [s for s, _ in pairs])
+    ref = write_lines(tmp_path / "test.en", [t for _, t in pairs])
+    files = ["--src", str(src), "--ref", str(ref), "--beam-size", "2", "--json"]
+    assert main(["evaluate", "--model", str(tiny_checkpoint_path), *files]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    models = ["--model", str(tiny_checkpoint_path)] * 2
+    assert main(["evaluate", *models, *files]) == 0
+    ensemble = json.loads(capsys.readouterr().out)
+    assert ensemble["bleu"] == alone["bleu"]
+    assert ensemble["models"] == [str(tiny_checkpoint_path)] * 2
+
+
 def test_dataset_splits_use_the_models_languages(
     tmp_path: Path, tiny_checkpoint_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -51,11 +51,11 @@ def test_every_step_equals_nn_lstm_in_encoder_and_decoder(layers: int) -> None:
     encoder, decoder, _ = read_model(model, source, target)
     with torch.no_grad():
         src_embedded = model.encoder.embedding(torch.tensor(source))  # [S, E]
-        expected_encoder = lstm_states_per_step(model.encoder.lstm, src_embedded, None)
+        expected_encoder = lstm_states_per_step(model.encoder.rnn, src_embedded, None)
         tgt_embedded = model.decoder.embedding(torch.tensor(target))  # [T, E]
         h, c = expected_encoder[-1]
         initial = (h.unsqueeze(1), c.unsqueeze(1))  # [L, 1, H] each
-        expected_decoder = lstm_states_per_step(model.decoder.lstm, tgt_embedded, initial)
+        expected_decoder = lstm_states_per_step(model.decoder.rnn, tgt_embedded, initial)
     for traces, expected in ((encoder, expected_encoder), (decoder, expected_decoder)):
         assert len(traces) == layers
         for step, (h, c) in enumerate(expected):

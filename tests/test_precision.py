@@ -24,7 +24,7 @@ def plain_encode(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor) -> St
     reversed_src = torch.stack([torch.cat([row[:n].flip(0), row[n:]]) for row, n in rows])
     embedded = model.encoder.embedding(reversed_src)  # [B, S, E]
     packed = pack_padded_sequence(embedded, src_len, batch_first=True, enforce_sorted=False)
-    _, state = model.encoder.lstm(packed)
+    _, state = model.encoder.rnn(packed)
     return state  # type: ignore[no-any-return]
 
 

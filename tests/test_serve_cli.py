@@ -95,7 +95,7 @@ def test_a_bad_checkpoint_is_one_line_exit_2_in_both_inference_modes(
     path = tmp_path / "model.pt"
     if damage == "wrong shape":
         checkpoint = load_checkpoint(tiny_checkpoint_path)
-        checkpoint.model_state["decoder.lstm.weight_ih_l0"] = torch.zeros(256, 16)
+        checkpoint.model_state["decoder.rnn.weight_ih_l0"] = torch.zeros(256, 16)
         save_checkpoint(checkpoint, path)
     else:
         data = tiny_checkpoint_path.read_bytes()
@@ -106,7 +106,7 @@ def test_a_bad_checkpoint_is_one_line_exit_2_in_both_inference_modes(
     assert error.startswith("seq2seq serve: error:") and str(path) in error
     assert error.count("\n") == 1 and "Traceback" not in error
     if damage == "wrong shape":
-        assert "decoder.lstm.weight_ih_l0 have shape [256, 16], its config needs [256, 32]" in error
+        assert "decoder.rnn.weight_ih_l0 have shape [256, 16], its config needs [256, 32]" in error
 
 
 def test_two_models_for_one_pair_name_both(

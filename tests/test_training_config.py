@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.config import REPO, TrainConfig, default_data_dir, load_config, parse_override
+from seq2seq import ModelSizes
+from training.config import (
+    REPO,
+    DataConfig,
+    LoopConfig,
+    TrainConfig,
+    default_data_dir,
+    load_config,
+    parse_override,
+)
 
 PRESETS = sorted((REPO / "training" / "configs").glob("*.yaml"))
 
@@ -63,6 +72,11 @@ def test_unknown_key_is_a_one_line_error(tmp_path: Path) -> None:
         ("--optim.lr=fast", "optim.lr must be float"),
         ("--model.num_layers=2.5", "model.num_layers must be int"),
         ("--model=3", "model must be a mapping"),
+        ("--model.bidirectional_encoder=1", "model.bidirectional_encoder must be bool, got 1"),
+        ("--train.max_steps=true", "train.max_steps must be int, got True"),
+        ("--data.path=3", "data.path must be str, got 3"),
+        ("--seed=null", "seed must not be null"),
+        ("--optim.betas=[0.9, x]", r"optim.betas.1 must be float, got 'x'"),
     ],
 )
 def test_bad_types_name_the_key(tmp_path: Path, override: str, message: str) -> None:
@@ -96,9 +110,41 @@ def test_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("--model.dropout=1.5", r"model.dropout must be in \[0, 1\), got 1.5"),
         ("--model.tie_embeddings=true", "model.tie_embeddings needs embedding_size == hidden"),
         ("--train.max_minutes=0", "set at least one of train.max_steps"),
+        ("--model.cell=rnn", "model.cell must be one of lstm, gru, got 'rnn'"),
+        ("--train.batch_tokens=0", "train.batch_tokens must be positive, got 0"),
+        ("--optim.label_smoothing=1.5", r"optim.label_smoothing must be in \[0, 1\), got 1.5"),
+        ("--data.format=csv", "data.format must be one of parallel, tsv, jsonl, hub, got 'csv'"),
     ],
 )
 def test_bad_values_are_rejected(tmp_path: Path, override: str, message: str) -> None:
     path = write(tmp_path, {"train": {"max_minutes": 1}})
     with pytest.raises(ValueError, match=message):
         load_config(path, [override])
+
+
+def test_the_model_options_arrive_as_typed_fields(tmp_path: Path) -> None:
+    path = write(tmp_path, {"train": {"max_steps": 5}})
+    overrides = ["--model.cell=gru", "--model.bidirectional_encoder=true", "--model.residual=yes"]
+    config = load_config(path, [*overrides, "--model.num_layers=3", "--optim.lr=1e-3"])
+    assert isinstance(config.model, ModelSizes)
+    model = config.model
+    assert (model.cell, model.bidirectional_encoder, model.residual) == ("gru", True, True)
+    assert config.optim.lr == 0.001  # YAML 1.1 reads 1e-3 as text; it is a number here
+    assert config.to_dict()["model"]["cell"] == "gru"
+
+
+def test_unknown_keys_come_before_other_problems_and_list_the_section(tmp_path: Path) -> None:
+    path = write(tmp_path, {"model": {"zz": 1, "hidden_size": "big", "celll": "gru"}})
+    with pytest.raises(ValueError, match=r"unknown config key model\.celll") as error:
+        load_config(path)
+    for key in ("cell", "bidirectional_encoder", "residual", "hidden_size"):
+        assert key in str(error.value)
+
+
+def test_fields_are_documented_and_sections_check_values_when_built() -> None:
+    fields = LoopConfig.__pydantic_fields__  # type: ignore[attr-defined]
+    assert fields["batch_tokens"].description.startswith("Padded tokens per batch")
+    assert all(info.description for info in fields.values())
+    with pytest.raises(ValueError, match="format"):
+        DataConfig(format="csv")  # type: ignore[arg-type]
+    assert TrainConfig().model == ModelSizes()

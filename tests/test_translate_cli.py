@@ -24,6 +24,27 @@ def test_stdin_to_stdout(
     assert capsys.readouterr().out.splitlines() == expected
 
 
+def test_several_models_translate_as_their_ensemble(
+    tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
+    model = ["--model", str(tiny_checkpoint_path)]
+    assert main(["translate", *model, *model, "--beam-size", "3"]) == 0
+    alone = Translator.load(tiny_checkpoint_path, device="cpu")
+    expected = alone.translate(LINES, SearchOptions(beam_size=3))
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_models_with_other_tokenizers_are_one_line_exit_2(
+    tiny_checkpoint_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = models_dir / "en_de.pt"
+    assert main(["translate", "--model", str(tiny_checkpoint_path), "--model", str(other)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("seq2seq translate: error:") and error.count("\n") == 1
+    assert f"{other} has another source tokenizer than {tiny_checkpoint_path}" in error
+
+
 def test_n_best_lists_rank_the_beams_translations_of_each_line(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,20 +1,25 @@
 """`TrainConfig`: typed training settings read from a YAML file plus `--key=value` overrides.
 
-Every field has a docstring; an unknown key, or a value of the wrong type, is a one-line
-`ValueError` naming the key, so a typo never silently trains the wrong model.
+The sections are pydantic dataclasses, checked strictly (an int is not a bool, a float not an
+int) with `Literal` choices and a docstring per field (pydantic's field descriptions); the
+`model` section is `seq2seq.ModelSizes`, checked the same way. An unknown key, a value of the
+wrong type or out of range is a one-line `ValueError` naming the key, so a typo never silently
+trains the wrong model. A new setting is one more field with a default and a docstring.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
-from dataclasses import dataclass, field
+import re
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails
 
 from seq2seq import ModelSizes
 
@@ -22,16 +27,24 @@ REPO = Path(__file__).resolve().parent.parent
 """The repository root: relative default paths are resolved against it."""
 
 
+STRICT = ConfigDict(strict=True, extra="forbid", use_attribute_docstrings=True)
+"""Values must have their field's type (ints pass as floats), unknown keys are errors, and the
+docstrings describe the fields."""
+Positive = Annotated[int, Field(gt=0)]
+DataFormat = Literal["parallel", "tsv", "jsonl", "hub"]
+ScheduleName = Literal["constant", "inverse_sqrt", "linear", "cosine", "plateau"]
+
+
 def default_data_dir() -> Path:
     """`$SEQ2SEQ_DATA` when set, else `../shared/data/multi30k` next to the repository."""
     return Path(os.environ.get("SEQ2SEQ_DATA") or REPO.parent / "shared" / "data" / "multi30k")
 
 
-@dataclass
+@dataclass(config=STRICT)
 class DataConfig:
     """Where the parallel corpus comes from and which sentence pairs are kept."""
 
-    format: str = "parallel"
+    format: DataFormat = "parallel"
     """'parallel' ({split}.{lang}[.gz] files), 'tsv', 'jsonl' or 'hub' (Hugging Face hub)."""
     path: str | None = None
     """Data directory, or the hub dataset name; null: $SEQ2SEQ_DATA or ../shared/data/multi30k."""
@@ -52,7 +65,7 @@ class DataConfig:
     """Split used for training and for the SentencePiece models."""
     valid_split: str = "val"
     """Split used for validation loss and BLEU."""
-    max_length: int = 80
+    max_length: Positive = 80
     """Pairs with more subwords than this on either side are dropped from training."""
     max_length_ratio: float = 3.0
     """Pairs whose subword lengths differ by more than this factor are dropped from training."""
@@ -64,23 +77,23 @@ class DataConfig:
     """Arrow cache of encoded ids; null: <run_dir>/cache."""
 
 
-@dataclass
+@dataclass(config=STRICT)
 class TokenizerConfig:
     """SentencePiece models, trained on the training split once and kept in the run directory."""
 
-    vocab_size: int = 8000
+    vocab_size: Positive = 8000
     """Subword vocabulary size (an upper bound for small corpora)."""
     joint: bool = False
     """One SentencePiece model shared by source and target."""
-    model_type: str = "unigram"
+    model_type: Literal["unigram", "bpe"] = "unigram"
     """'unigram' or 'bpe'."""
 
 
-@dataclass
+@dataclass(config=STRICT)
 class OptimConfig:
     """Optimizer, learning-rate schedule, clipping and the loss."""
 
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw"] = "adam"
     """'adam' or 'adamw'."""
     lr: float = 0.001
     """Peak learning rate, reached at the end of warmup."""
@@ -88,7 +101,7 @@ class OptimConfig:
     """Adam beta1 and beta2."""
     weight_decay: float = 0.0
     """Weight decay (decoupled for adamw)."""
-    schedule: str = "inverse_sqrt"
+    schedule: ScheduleName = "inverse_sqrt"
     """'constant', 'inverse_sqrt', 'linear', 'cosine' or 'plateau'. 'linear' and 'cosine' reach
     min_lr at max_steps (else after max_epochs) or when max_minutes run out, whichever is first."""
     warmup_steps: int = 200
@@ -104,14 +117,18 @@ class OptimConfig:
     label_smoothing: float = 0.0
     """Label smoothing of the cross-entropy loss."""
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
-@dataclass
+
+@dataclass(config=STRICT)
 class LoopConfig:
     """Batches, limits, evaluation and checkpoint cadence, precision and device."""
 
-    batch_tokens: int = 4000
+    batch_tokens: Positive = 4000
     """Padded tokens per batch (per process), source or target side whichever is longer."""
-    max_sentences: int = 256
+    max_sentences: Positive = 256
     """Sentences per batch at most."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: no limit)."""
@@ -119,7 +136,7 @@ class LoopConfig:
     """Stop after this many passes over the training data (0: no limit)."""
     max_minutes: float = 0.0
     """Stop after this many wall-clock minutes of training (0: no limit)."""
-    eval_every: int = 500
+    eval_every: Positive = 500
     """Validate (loss and BLEU) every this many steps, and once at the end."""
     eval_sentences: int = 0
     """Validation sentences decoded for BLEU (0: all); the loss uses the whole split."""
@@ -131,9 +148,9 @@ class LoopConfig:
     """Also write last.pt every this many steps (0: only at evaluations and at the end)."""
     keep_checkpoints: int = 0
     """Keep the last this many validated models as step-<step>.pt, for `seq2seq average`."""
-    log_every: int = 50
+    log_every: Positive = 50
     """Write a metrics.jsonl line every this many steps."""
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """'fp32', 'bf16' (autocast on CUDA or CPU) or 'fp16' (CUDA, with a gradient scaler)."""
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu', 'cuda'."""
@@ -143,7 +160,12 @@ class LoopConfig:
     """Show a tqdm progress bar on an interactive terminal."""
 
 
-@dataclass
+@dataclass(config=STRICT, frozen=True, kw_only=True)
+class ModelSection(ModelSizes):
+    """`seq2seq.ModelSizes` (its fields are documented there), checked like the other sections."""
+
+
+@dataclass(config=STRICT)
 class TrainConfig:
     """Everything one training run needs; see training/configs/*.yaml for commented presets."""
 
@@ -167,13 +189,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+SECTIONS: dict[str, type[Any]] = {
+    "data": DataConfig,
+    "tokenizer": TokenizerConfig,
+    "model": ModelSection,
+    "optim": OptimConfig,
+    "train": LoopConfig,
+}
+"""The class that checks each section of a config file."""
+
+
 def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML file, apply `--key=value` overrides, and check every key and type."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
     if not isinstance(raw, dict):
@@ -181,50 +213,87 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
     for item in overrides or []:
         key, value = parse_override(item)
         _set_nested(raw, key.split("."), value)
-    config: TrainConfig = from_dict(TrainConfig, raw, "")
+    config = from_dict(raw)
     validate(config)
     return config
 
 
-CHOICES = {
-    "data.format": ("parallel", "tsv", "jsonl", "hub"),
-    "tokenizer.model_type": ("unigram", "bpe"),
-    "optim.optimizer": ("adam", "adamw"),
-    "optim.schedule": ("constant", "inverse_sqrt", "linear", "cosine", "plateau"),
-    "train.precision": ("fp32", "bf16", "fp16"),
-}
-POSITIVE = (
-    "tokenizer.vocab_size",
-    "data.max_length",
-    "train.batch_tokens",
-    "train.max_sentences",
-    "train.eval_every",
-    "train.log_every",
-)
-"""Model sizes are checked by `seq2seq.ModelSizes` itself."""
+def from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """A `TrainConfig` from plain data, each section checked by its class (`SECTIONS`); a
+    one-line `ValueError` naming the first key that is unknown or wrong."""
+    values = dict(raw)
+    for name, section in SECTIONS.items():
+        if name in values:
+            if not isinstance(values[name], dict):
+                raise ValueError(f"{name} must be a mapping")
+            values[name] = _checked(section, values[name], f"{name}.")
+    config: TrainConfig = _checked(TrainConfig, values, "")
+    return config
 
 
 def validate(config: TrainConfig) -> None:
-    """Values every run needs: known choices, positive sizes, a limit that ends training."""
-    for key, allowed in CHOICES.items():
-        value = _get(config, key)
-        if value not in allowed:
-            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-    for key in POSITIVE:
-        if _get(config, key) <= 0:
-            raise ValueError(f"{key} must be positive, got {_get(config, key)}")
+    """What no single section can check: a limit that ends training."""
     loop = config.train
     if loop.max_steps <= 0 and loop.max_epochs <= 0 and loop.max_minutes <= 0:
         raise ValueError("set at least one of train.max_steps, max_epochs, max_minutes")
-    if not 0.0 <= config.optim.label_smoothing < 1.0:
-        raise ValueError(
-            f"optim.label_smoothing must be in [0, 1), got {config.optim.label_smoothing}"
-        )
 
 
-def _get(config: TrainConfig, dotted: str) -> Any:
-    section, name = dotted.split(".")
-    return getattr(getattr(config, section), name)
+def _checked(cls: type[Any], values: dict[str, Any], prefix: str) -> Any:
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        raise ValueError(_one_line(error, cls, prefix)) from None
+
+
+def _one_line(error: ValidationError, cls: type[Any], prefix: str) -> str:
+    """The first problem pydantic found, unknown keys first, as one line naming the key."""
+    problems = sorted(
+        error.errors(), key=lambda e: (e["type"] != "unexpected_keyword_argument", e["loc"])
+    )
+    problem = problems[0]
+    key = prefix + ".".join(str(part) for part in problem["loc"])
+    if problem["type"] == "unexpected_keyword_argument":
+        section = f"{prefix.rstrip('.')} " if prefix else ""
+        known = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
+        return f"unknown config key {key} (valid {section}keys: {known})"
+    if problem["type"] == "value_error":  # a section's own check, e.g. ModelSizes': name it
+        return f"{prefix}{problem['ctx']['error']}"
+    return _value_problem(key, problem)
+
+
+def _value_problem(key: str, problem: ErrorDetails) -> str:
+    value, kind = problem.get("input"), problem["type"]
+    if value is None:
+        return f"{key} must not be null"
+    if kind in TYPE_NAMES:
+        return f"{key} must be {TYPE_NAMES[kind]}, got {value!r}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", problem["ctx"]["expected"])
+        return f"{key} must be one of {', '.join(choices)}, got {value!r}"
+    if kind == "greater_than" and problem["ctx"]["gt"] == 0:
+        return f"{key} must be positive, got {value!r}"
+    return f"{key}: {problem['msg']}, got {value!r}"
+
+
+TYPE_NAMES = {
+    "int_type": "int",
+    "float_type": "float",
+    "bool_type": "bool",
+    "string_type": "str",
+    "list_type": "list",
+}
+"""pydantic's type errors and the type each names."""
+
+
+class Loader(yaml.SafeLoader):
+    """YAML with `1e-3` read as a number, as YAML 1.2 does (PyYAML's YAML 1.1 wants `1.0e-3`)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -234,7 +303,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not equals or not key:
         raise ValueError(f"override {item!r} must look like --key=value (e.g. --optim.lr=0.002)")
     try:
-        return key.replace("-", "_"), yaml.safe_load(text) if text else ""
+        return key.replace("-", "_"), yaml.load(text, Loader=Loader) if text else ""
     except yaml.YAMLError:
         return key.replace("-", "_"), text
 
@@ -248,63 +317,5 @@ def _set_nested(raw: dict[str, Any], keys: list[str], value: Any) -> None:
     raw[keys[-1]] = value
 
 
-def from_dict(cls: type[Any], raw: dict[str, Any], prefix: str) -> Any:
-    """Build dataclass `cls` from `raw`, naming the full key of any unknown or mistyped value."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        where = f"{prefix.rstrip('.')} " if prefix else ""
-        raise ValueError(
-            f"unknown config key {prefix}{unknown[0]} "
-            f"(valid {where}keys: {', '.join(sorted(known))})"
-        )
-    values = {}
-    for name, value in raw.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = from_dict(hint, value, f"{prefix}{name}.")  # type: ignore[arg-type]
-        else:
-            values[name] = coerce(value, hint, f"{prefix}{name}")
-    try:
-        return cls(**values)
-    except ValueError as error:  # a section's own check, e.g. ModelSizes: name the section
-        raise ValueError(f"{prefix}{error}") from error
-
-
-def coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a simple type hint (int, float, bool, str, list, optional)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise ValueError(f"{key} must not be null")
-    for option in (o for o in options if o is not type(None)):
-        converted = _convert(value, option)
-        if converted is not None:
-            return converted
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise ValueError(f"{key} must be {names}, got {value!r}")
-
-
-def _convert(value: Any, option: Any) -> Any:
-    if option is bool:
-        return value if isinstance(value, bool) else None
-    if option is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-    if option is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:
-            return float(value) if isinstance(value, str) else None
-        except ValueError:
-            return None
-    if option is str:
-        return value if isinstance(value, str) else None
-    if typing.get_origin(option) is list and isinstance(value, list):
-        item = typing.get_args(option)[0]
-        items = [_convert(element, item) for element in value]
-        return None if any(element is None for element in items) else items
-    return None
+SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
+"""Known learning-rate schedule names."""

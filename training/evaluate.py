@@ -6,7 +6,8 @@ Three ways in:
   directory, languages from the checkpoint (or `--src-lang/--tgt-lang`); without `--data`,
   Multi30k as training finds it: $SEQ2SEQ_DATA, ../shared/data/multi30k, else the hub;
 - `--hyp F --ref F`: score existing translations, no model needed.
-Translations go through `seq2seq.Translator`, the object the server uses.
+Translations go through `seq2seq.Translator`, the object the server uses; several `--model`s
+translate as their ensemble.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ class Job:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `seq2seq evaluate`."""
-    parser.add_argument("--model", help="checkpoint to translate with (.pt)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="checkpoint to translate with (.pt); repeat it to score the ensemble of several "
+        "models (they must share their tokenizers)",
+    )
     parser.add_argument("--src", help="source file, one sentence a line (plain or .gz)")
     parser.add_argument("--ref", help="reference translations, aligned with --src or --hyp")
     parser.add_argument("--hyp", help="score these translations instead of running a model")
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     """Score every requested set and print the results."""
     _check(args)
     translator = (
-        Translator.load(args.model, device=args.device, precision=args.precision)
+        Translator.load_ensemble(args.model, device=args.device, precision=args.precision)
         if args.model
         else None
     )
@@ -162,4 +168,5 @@ def score(job: Job, translator: Translator | None, args: argparse.Namespace) -> 
         result["max_length"] = args.max_length
         result["precision"] = args.precision
         result["split_sentences"] = args.split_sentences
+        result["models"] = args.model
     return result

@@ -13,10 +13,7 @@ from typing import Any
 
 import torch
 
-from training.config import CHOICES, OptimConfig
-
-SCHEDULES = CHOICES["optim.schedule"]
-"""Known schedule names: the config's list of choices."""
+from training.config import SCHEDULES, OptimConfig
 
 
 class Schedule:
