@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -193,6 +194,8 @@ def test_run_dir_layout_and_metrics(tmp_path: Path) -> None:
     assert load_checkpoint(run / "best.pt").training_state == {}
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert sum('"val_bleu"' in line for line in lines) == 2
+    windows = [json.loads(line) for line in lines if '"train_loss"' in line]
+    assert windows and all(w["sentences_per_s"] > 0 and w["load_avg"] >= 0 for w in windows)
 
 
 MULTI30K = default_data_dir()

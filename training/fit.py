@@ -6,6 +6,7 @@ Stop decisions are agreed by all ranks every step, so DDP processes always leave
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -17,25 +18,30 @@ from training.loop import Trainer, batch_stream, budget_used, share_of_budget, t
 
 
 class Meter:
-    """Loss and throughput since the last log line."""
+    """Loss and throughput since the last log line, with the machine's load beside them."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         """Start a new window."""
-        self.loss, self.steps, self.tokens, self.started = 0.0, 0, 0, time.monotonic()
+        self.loss, self.steps, self.started = 0.0, 0, time.monotonic()
+        self.tokens = self.sentences = 0
 
-    def add(self, loss: float, tokens: int) -> None:
+    def add(self, loss: float, tokens: int, sentences: int) -> None:
         """Count one step."""
-        self.loss, self.steps, self.tokens = self.loss + loss, self.steps + 1, self.tokens + tokens
+        self.loss, self.steps = self.loss + loss, self.steps + 1
+        self.tokens, self.sentences = self.tokens + tokens, self.sentences + sentences
 
     def summary(self, world_size: int) -> dict[str, float]:
-        """Mean loss and target tokens per second (all ranks) of the window."""
+        """Mean loss, target tokens and sentences per second (all ranks) of the window, and the
+        one-minute load average: a run on a machine busy with other work is slow, and says why."""
         seconds = max(time.monotonic() - self.started, 1e-9)
         return {
             "train_loss": round(self.loss / max(self.steps, 1), 4),
             "tokens_per_s": round(self.tokens * world_size / seconds, 1),
+            "sentences_per_s": round(self.sentences * world_size / seconds, 1),
+            "load_avg": round(os.getloadavg()[0], 2),
         }
 
 
@@ -50,7 +56,7 @@ def fit(trainer: Trainer) -> str:
     reason, validated_at = "max_epochs", -1
     for batch in batch_stream(trainer.batches, trainer.config.train.max_epochs):
         tokens = batch.num_tokens
-        meter.add(trainer.train_step(batch), tokens)
+        meter.add(trainer.train_step(batch), tokens, len(batch.src_len))
         trainer.progress.tokens += tokens
         _show(bar, meter, trainer, started)
         if _periodic(trainer, meter, started):
@@ -148,7 +154,11 @@ def _show(bar: tqdm[Any], meter: Meter, trainer: Trainer, started: float) -> Non
     bar.update(1)
     summary = meter.summary(trainer.context.world_size)
     left = time_left(trainer.progress, started, trainer.config.train.max_minutes)
-    postfix = {"loss": f"{summary['train_loss']:.3f}", "tok/s": f"{summary['tokens_per_s']:.0f}"}
+    postfix = {
+        "loss": f"{summary['train_loss']:.3f}",
+        "tok/s": f"{summary['tokens_per_s']:.0f}",
+        "load": f"{summary['load_avg']:.1f}",
+    }
     if math.isfinite(left):
         postfix["left"] = f"{left / 60:.1f}m"
     bar.set_postfix(postfix, refresh=False)
