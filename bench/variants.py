@@ -2,10 +2,10 @@
 
 `python -m bench.variants` trains the Multi30k de->en preset once per variant (`VARIANTS`:
 overrides of the preset; the plain preset first, as the reference of the same session), one
-after another at `--minutes` (20) each, as `bench.quality` trains (two single-threaded
-processes), scores each best.pt on val and test_2016_flickr, greedy and beam 5, and writes
-one table to the "Model variants (Multi30k de->en)" section of BENCHMARKS.md: BLEU, steps,
-target tokens/s, decoding seconds, parameters, and the load average before, during and after
+after another at `--minutes` (20) each, as `bench.quality` trains (one process using every
+core, as README's command), scores each best.pt on val and test_2016_flickr, greedy and beam 5,
+and writes one table to the "Model variants (Multi30k de->en)" section of BENCHMARKS.md: BLEU,
+steps, target tokens/s, decoding seconds, parameters, and the load average before, during and after
 each run. `--ensemble NAME ...` then joins those variants' best.pt into RUN_ROOT/ensemble.pt
 (what `seq2seq ensemble` writes) and scores it the same way.
 
@@ -62,7 +62,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per variant")
-    parser.add_argument("--processes", type=int, default=2, help="DDP processes, 1 thread each")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="DDP processes (over 1: 1 thread each)"
+    )
     parser.add_argument("--run-root", default="runs/variants", help="one run directory per variant")
     parser.add_argument("--config", default=str(quality.PRESET), help="training preset")
     parser.add_argument("--ensemble", nargs="+", default=[], metavar="NAME", help="join these")
@@ -199,7 +201,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     extra = " ".join(args.overrides) or "no other overrides"
     lines = [
         f"Preset `{Path(args.config).name}` ({extra}), each variant trained for "
-        f"{args.minutes:g} minutes ({args.processes} process(es) x 1 thread), one after another, "
+        f"{args.minutes:g} minutes ({quality.hardware(args.processes, 'cpu', 'fp32')}), "
+        "one after another, "
         "each in a quiet window of its own; best.pt scored with sacrebleu (13a, cased). "
         "The load average is the 1-minute figure as training started, its mean over the run "
         "(sampled every 30 s) and after scoring (an ensemble: before and after scoring).",
