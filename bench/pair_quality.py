@@ -49,7 +49,12 @@ def row(path: Path) -> list[Any]:
     translator = Translator.load(path, device="cpu")
     metadata = translator.metadata
     pair = f"{translator.src_lang}→{translator.tgt_lang}"
-    facts = [metadata.get("step", "?"), f"{metadata.get('best_val_bleu', float('nan')):.2f}"]
+    minutes = metadata.get("elapsed_s", float("nan")) / 60
+    facts = [
+        metadata.get("step", "?"),
+        f"{minutes:.1f}",
+        f"{metadata.get('best_val_bleu', float('nan')):.2f}",
+    ]
     return [pair, *facts, *(cell for split in SPLITS for cell in score(translator, split))]
 
 
@@ -66,12 +71,13 @@ def main() -> None:
     for path in paths:
         rows.append(row(path))
         print(rows[-1], flush=True)
-    header = ["pair", "steps", "best val BLEU (400, greedy)"]
+    header = ["pair", "steps", "minutes", "best val BLEU (400, greedy)"]
     for split in SPLITS:
         header += [f"{split} greedy BLEU / chrF", f"{split} beam 5", f"{split} decode s"]
     body = (
         "Each model is its preset (`training/configs/multi30k_<pair>.yaml`: 1 LSTM layer a "
         "side, hidden 256, 5,000 subwords per language) trained by `seq2seq train-models`; "
+        "steps and minutes are those of the best checkpoint, the one served; "
         "decoded on the CPU through `Translator`, batch 64, sentence by sentence. BLEU: "
         "sacrebleu, 13a tokenization, cased.\n\n" + table(header, rows)
     )
