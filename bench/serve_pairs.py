@@ -107,8 +107,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Phase], list[tuple[str, int]
             (f"one pair ({args.pairs[0]})", args.pairs[:1]),
             (f"{len(args.pairs)} pairs in turn", args.pairs),
         ):
+            before = server.rss
             phase = load(server, bodies(pairs), args)
-            phase.name = name
+            phase.name, phase.rss_before, phase.rss_after = name, before, server.rss
             phases.append(phase)
             print(phase.row(), flush=True)
         memory.append(("every model loaded, after the load", server.rss))
