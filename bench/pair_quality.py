@@ -61,6 +61,7 @@ def row(path: Path) -> list[Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="models", help="directory of pair models")
+    parser.add_argument("--notes", default="", help="how the models were trained")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
     paths = sorted(Path(args.models).glob("multi30k_*.pt"))
@@ -79,7 +80,7 @@ def main() -> None:
         "side, hidden 256, 5,000 subwords per language) trained by `seq2seq train-models`; "
         "steps and minutes are those of the best checkpoint, the one served; "
         "decoded on the CPU through `Translator`, batch 64, sentence by sentence. BLEU: "
-        "sacrebleu, 13a tokenization, cased.\n\n" + table(header, rows)
+        f"sacrebleu, 13a tokenization, cased. {args.notes}\n\n" + table(header, rows)
     )
     print(body)
     if args.write:
