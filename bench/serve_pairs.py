@@ -20,11 +20,13 @@ import time
 from pathlib import Path
 
 import httpx
+import torch
 
 from bench.load import CLIENTS, Phase, httpx_load, wrk_load
 from bench.report import write_section
 from bench.server import Server
 from bench.timing import table, wait_for_quiet
+from seq2seq import SearchOptions, Translator
 from training.config import default_data_dir
 
 SECTION = "Serving several language pairs"
@@ -93,7 +95,11 @@ def measure(args: argparse.Namespace) -> tuple[list[Phase], list[tuple[str, int]
         threads=args.threads,
         max_wait_ms=10,
     )
-    options = {"--models": args.models, "--idle-unload-s": str(args.idle_unload_s)}
+    options = {
+        "--models": args.models,
+        "--idle-unload-s": str(args.idle_unload_s),
+        "--inference": args.inference,
+    }
     server = Server(server_args, max_batch_size=64, options=options)
     try:
         server.wait_ready()
@@ -122,13 +128,42 @@ def measure(args: argparse.Namespace) -> tuple[list[Phase], list[tuple[str, int]
         server.stop()
 
 
+def batch_cost(args: argparse.Namespace) -> str:
+    """The model alone, on the server's threads: ms per sentence in a batch of the whole
+    concurrency (one pair) and of its share per model (every pair): what spreading the same
+    requests over several models costs before any serving overhead."""
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    source = args.pairs[0].split("-")[0]
+    translator = Translator.load(
+        Path(args.models) / f"multi30k_{args.pairs[0].replace('-', '_')}.pt", "cpu"
+    )
+    lines, options = sentences(source, 10 * args.concurrency), SearchOptions(beam_size=1)
+    sizes = [args.concurrency, max(1, args.concurrency // len(args.pairs))]
+    costs = []
+    for size in sizes:
+        translator.translate(lines[:size], options, batch_size=size)
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for first in range(0, len(lines), size):
+                translator.translate(lines[first : first + size], options, batch_size=size)
+            runs.append((time.perf_counter() - started) / len(lines) * 1000)
+        costs.append(min(runs))
+    return (
+        f"The {args.pairs[0]} model alone on {torch.get_num_threads()} thread(s), best of 3: "
+        f"{costs[0]:.2f} ms a sentence in batches of {sizes[0]}, {costs[1]:.2f} ms in batches of "
+        f"{sizes[1]}, a ratio of {costs[0] / costs[1]:.2f}: at a fixed concurrency, each of "
+        f"{len(args.pairs)} models gets 1/{len(args.pairs)} of the requests to batch."
+    )
+
+
 def report(
     phases: list[Phase], memory: list[tuple[str, int]], served: int, args: argparse.Namespace
 ) -> str:
     one, mixed = phases
     ratio = mixed.rate / one.rate
     checks = [
-        (f"throughput over {len(args.pairs)} pairs / one pair: {ratio:.2f}x", ratio >= 0.8),
+        (f"throughput over {len(args.pairs)} pairs / one pair: {ratio:.3f}x", ratio >= 0.8),
         (f"p99 over {len(args.pairs)} pairs: {mixed.p99:.0f} ms", mixed.p99 < 500),
         (f"errors: {one.errors + mixed.errors}", one.errors + mixed.errors == 0),
     ]
@@ -138,12 +173,13 @@ def report(
     rows = "\n".join(phase.row() for phase in phases)
     return "\n\n".join(
         [
-            f"`seq2seq serve --models {args.models}` ({served} models, one per pair, thread "
-            f"inference, {args.threads or 'default'} torch thread(s)), one test_2016_flickr "
-            f"sentence per request, LibreTranslate's fields, {CLIENTS[args.client]}, concurrency "
-            f"{args.concurrency}, greedy.",
+            f"`seq2seq serve --models {args.models} --inference {args.inference}` ({served} "
+            f"models, one per pair, {args.threads or 'default'} torch thread(s)), one "
+            f"test_2016_flickr sentence per request, LibreTranslate's fields, "
+            f"{CLIENTS[args.client]}, concurrency {args.concurrency}, greedy.",
             f"{header}\n|---|---|---|---|---|---|---|---|---|\n{rows}",
             "\n".join(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks),
+            batch_cost(args),
             table(
                 ["server memory", "RSS MiB"], [[name, f"{rss / 2**20:.0f}"] for name, rss in memory]
             ),
@@ -159,6 +195,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=3000, help="per phase")
     parser.add_argument("--max-seconds", type=float, default=60, help="per phase")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")
+    parser.add_argument("--inference", choices=["thread", "process"], default="thread")
     parser.add_argument("--idle-unload-s", type=float, default=20)
     parser.add_argument(
         "--client", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx"
@@ -182,7 +219,7 @@ def main() -> None:
     body = report(phases, memory, served, args)
     print(body)
     if args.write:
-        write_section(SECTION, body)
+        write_section(f"{SECTION}, {args.inference} inference", body)
 
 
 if __name__ == "__main__":
