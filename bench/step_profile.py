@@ -27,6 +27,7 @@ from bench.reference_model import encoded_pairs
 from bench.report import write_section
 from bench.timing import table, wait_for_quiet
 from seq2seq import Seq2Seq, TokenizerPair, load_checkpoint
+from seq2seq.allocator import keep_freed_memory
 from training.batching import Batch, TokenBatchSampler, collate
 from training.config import TrainConfig, load_config
 from training.loop import build_optimizer, model_config
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
     config = load_config(PRESET, [])
+    keep_freed_memory()  # as `seq2seq train` does
     wait_for_quiet()
     load_before = os.getloadavg()[0]
     run = profiled(args, config)

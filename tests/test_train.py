@@ -196,6 +196,12 @@ def test_run_dir_layout_and_metrics(tmp_path: Path) -> None:
     assert sum('"val_bleu"' in line for line in lines) == 2
     windows = [json.loads(line) for line in lines if '"train_loss"' in line]
     assert windows and all(w["sentences_per_s"] > 0 and w["load_avg"] >= 0 for w in windows)
+    end = json.loads(lines[-1])  # the run's totals: what it trained on, for rates over a run
+    assert (
+        end["stopped"] == "max_steps" and end["sentences"] > 0 and end["tokens"] > end["sentences"]
+    )
+    resumed = load_checkpoint(run / "last.pt").training_state["progress"]
+    assert resumed["sentences"] == end["sentences"]
 
 
 MULTI30K = default_data_dir()

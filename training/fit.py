@@ -55,9 +55,10 @@ def fit(trainer: Trainer) -> str:
     bar = _bar(trainer)
     reason, validated_at = "max_epochs", -1
     for batch in batch_stream(trainer.batches, trainer.config.train.max_epochs):
-        tokens = batch.num_tokens
-        meter.add(trainer.train_step(batch), tokens, len(batch.src_len))
+        tokens, sentences = batch.num_tokens, len(batch.src_len)
+        meter.add(trainer.train_step(batch), tokens, sentences)
         trainer.progress.tokens += tokens
+        trainer.progress.sentences += sentences
         _show(bar, meter, trainer, started)
         if _periodic(trainer, meter, started):
             validated_at = trainer.progress.step
@@ -115,6 +116,8 @@ def _finish(trainer: Trainer, reason: str, validated_at: int) -> None:
                 "step": trainer.progress.step,
                 "stopped": reason,
                 "elapsed_s": round(trainer.progress.elapsed, 1),
+                "tokens": trainer.progress.tokens,
+                "sentences": trainer.progress.sentences,
                 "best_val_bleu": trainer.progress.best_bleu,
             }
         )

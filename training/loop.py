@@ -39,6 +39,7 @@ class Progress:
     bad_evals: int = 0
     elapsed: float = 0.0
     tokens: int = 0
+    sentences: int = 0
     history: dict[str, float] = field(default_factory=dict)
 
 
@@ -186,6 +187,7 @@ class Trainer:
                 "bad_evals": progress.bad_evals,
                 "elapsed": self.elapsed(),
                 "tokens": progress.tokens,
+                "sentences": progress.sentences,
             },
             "world_size": self.context.world_size,
         }

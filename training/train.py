@@ -22,6 +22,7 @@ import datasets
 import torch
 
 from seq2seq import Tokenizer, TokenizerPair
+from seq2seq.allocator import keep_freed_memory
 from seq2seq.checkpoint import remove_stale_temporaries
 from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
@@ -73,6 +74,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Outcome:
     """Run one training job described by `config`."""
     datasets.disable_progress_bars()
     set_threads(config.train.threads)
+    keep_freed_memory()  # the step's big blocks are reused, not unmapped and faulted back
     last = Path(config.run_dir) / "last.pt"
     if resume and not last.is_file():
         raise ValueError(f"{last}: no such checkpoint file, nothing to resume")
