@@ -1,0 +1,200 @@
+"""Training speed against OpenNMT-py, back to back: same architecture, data, batch size and minutes.
+
+For each size (the preset, 1 LSTM layer a side of width 256, and 2 layers of 512) it trains
+OpenNMT-py 3.5.1 through `../shared/peers/03_train_onmt.sh` (no attention, dropout 0.1, label
+smoothing 0.1, 1,600-token batches, Adam) and then this project with the README's command,
+`seq2seq train training/configs/multi30k_de_en.yaml`, for the same minutes, one job at a time
+on a quiet machine (`--rounds` repeats the pair, alternating which goes first). Both read
+Multi30k's 29,000 training pairs. It reports optimizer steps, training sentences and target
+tokens per second over each training loop (ours includes its validations and checkpoints;
+the peer's, as configured by its scripts, does neither), and validation perplexity per target
+token at the end (each toolkit's own subwords: 15.7 tokens a sentence for both).
+
+    python -m bench.peer_train --minutes 5 --sizes preset 2x512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import peers
+from bench.peers import SIZES, Size
+from bench.report import write_section
+from bench.timing import table, wait_for_quiet
+
+SECTION = "Training speed against OpenNMT-py (Multi30k de->en)"
+PRESET = peers.REPO / "training/configs/multi30k_de_en.yaml"
+
+
+def train_peer(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
+    """Train OpenNMT-py for `minutes` through its script; its figures and validation ppl."""
+    env = peers.script_env(
+        {**size.peer_env(), "ONMT_RUN_DIR": str(run_dir), "TRAIN_MINUTES": str(minutes)}
+    )
+    load = os.getloadavg()[0]
+    subprocess.run(
+        ["bash", str(peers.SCRIPTS / "03_train_onmt.sh")],
+        env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    stats = json.loads((run_dir / "train_stats.json").read_text())
+    rates = peers.onmt_steady_rates(peers.onmt_report_lines(run_dir / "stdout.log"))
+    return {
+        "toolkit": "OpenNMT-py",
+        "size": size.name,
+        "steps": stats["steps"],
+        "seconds": stats["train_loop_s"],
+        **rates,
+        "val_ppl": onmt_val_ppl(run_dir / "final.pt"),
+        "load": (load, os.getloadavg()[0]),
+    }
+
+
+def onmt_val_ppl(model: Path) -> float:
+    """OpenNMT-py's perplexity of the validation references per target token (EOS included).
+
+    `onmt_translate -tgt` prints the references' mean log-likelihood per sentence as its GOLD
+    SCORE (and, in 3.5.1, exponentiates that per-sentence figure as its GOLD PPL); this divides
+    it by the references' subwords instead."""
+    sp = peers.PEERS / "work" / "sp"
+    result = subprocess.run(
+        [str(peers.onmt_bin("onmt_translate")), "-model", str(model), "-src", str(sp / "val.sp.de"),
+         "-tgt", str(sp / "val.sp.en"), "-output", os.devnull, "-gpu", "-1", "-beam_size", "1"],
+        env=peers.script_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    match = re.search(r"GOLD SCORE:\s*(-?[\d.]+)", result.stdout + result.stderr)
+    if match is None:
+        raise RuntimeError(f"onmt_translate printed no GOLD SCORE: {result.stderr[-300:]}")
+    lines = (sp / "val.sp.en").read_text().splitlines()
+    tokens = sum(len(line.split()) + 1 for line in lines)  # + EOS
+    return math.exp(-float(match.group(1)) * len(lines) / tokens)
+
+
+def train_ours(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
+    """Train this project for `minutes` with the README's command; its figures."""
+    command = [
+        sys.executable, "-m", "seq2seq", "train", str(PRESET), f"--run_dir={run_dir}",
+        f"--train.max_minutes={minutes}", "--train.progress=false", *size.our_overrides(),
+    ]  # fmt: skip
+    load = os.getloadavg()[0]
+    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    end = next(record for record in reversed(records) if "stopped" in record)
+    final = next(record for record in reversed(records) if "val_ppl" in record)
+    return {
+        "toolkit": "seq2seq",
+        "size": size.name,
+        "steps": end["step"],
+        "seconds": end["elapsed_s"],
+        "steps_per_s": end["step"] / end["elapsed_s"],
+        "sentences_per_s": end["sentences"] / end["elapsed_s"],
+        "tokens_per_s": end["tokens"] / end["elapsed_s"],
+        "val_ppl": final["val_ppl"],
+        "load": (load, os.getloadavg()[0]),
+    }
+
+
+def run_size(size: Size, args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
+    """`args.rounds` back-to-back pairs of runs at `size`, alternating which goes first."""
+    results = []
+    for round_ in range(args.rounds):
+        jobs = [("peer", train_peer), ("ours", train_ours)]
+        for name, job in jobs if round_ % 2 == 0 else jobs[::-1]:
+            wait_for_quiet()
+            run_dir = scratch / f"{size.name}-{name}-{round_}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            result = job(size, args.minutes, run_dir)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    return results
+
+
+def ratio_rows(results: list[dict[str, Any]]) -> list[list[object]]:
+    """Per size, ours over the peer's: steps/s, sentences/s and target tokens/s (sums of rounds)."""
+    rows: list[list[object]] = []
+    for size in dict.fromkeys(result["size"] for result in results):
+        ours = [r for r in results if r["size"] == size and r["toolkit"] == "seq2seq"]
+        peer = [r for r in results if r["size"] == size and r["toolkit"] == "OpenNMT-py"]
+        cells: list[object] = [size]
+        for key in ("steps_per_s", "sentences_per_s", "tokens_per_s"):
+            mine = sum(r[key] for r in ours) / len(ours)
+            theirs = sum(r[key] for r in peer) / len(peer)
+            cells.append(f"**{mine / theirs:.2f}x**")
+        rows.append(cells)
+    return rows
+
+
+def run_row(result: dict[str, Any]) -> list[object]:
+    """One run as a table row."""
+    load = result["load"]
+    return [
+        result["size"],
+        result["toolkit"],
+        result["steps"],
+        f"{result['seconds']:.0f}",
+        f"{result['steps_per_s']:.2f}",
+        f"{result['sentences_per_s']:.0f}",
+        f"{result['tokens_per_s']:,.0f}",
+        f"{result['val_ppl']:.2f}",
+        f"{load[0]:.2f} / {load[1]:.2f}",
+    ]
+
+
+RUN_HEADER = ["size", "toolkit", "steps", "loop s", "steps/s", "sentences/s", "target tokens/s",
+              "val ppl", "load before / after"]  # fmt: skip
+RATIO_HEADER = ["size", "steps/s ours/peer", "sentences/s", "target tokens/s"]
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """The section: the setting, every run, then the ratios."""
+    return "\n".join(
+        [
+            f"{args.minutes} minutes of training each, one job at a time, fp32 on the CPU "
+            "(2 threads each). Sizes: preset = 1 LSTM layer a side, embeddings and hidden 256; "
+            "2x512 = 2 layers of 512, embeddings 256. Ours: rates over its whole training loop, "
+            "its validations (every 150 steps) and checkpoints included. OpenNMT-py: from its "
+            "first progress report to its last, which leaves out its reading of the corpus "
+            "(ours reads it before the loop); its scripts validate and save only at the end. "
+            "Perplexity: validation references, per target subword of each toolkit (about "
+            "15.7 a sentence in both).",
+            "",
+            table(RUN_HEADER, [run_row(result) for result in results]),
+            "",
+            table(RATIO_HEADER, ratio_rows(results)),
+        ]
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=5, help="training minutes per run")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--rounds", type=int, default=1, help="back-to-back pairs per size")
+    parser.add_argument(
+        "--work", type=Path, default=peers.REPO / "runs/peer_train", help="where the runs stay"
+    )
+    parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
+    args = parser.parse_args()
+    reason = peers.missing()
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
+    results = [r for name in args.sizes for r in run_size(SIZES[name], args, args.work)]
+    body = report(results, args)
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
