@@ -100,14 +100,16 @@ async def httpx_load(
 
 WRK_SCRIPT = """
 local bodies = {}
+local path = "/translate"
 function init(args)
   for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  if args[2] then path = args[2] end
 end
 local sent = 0
 function request()
   sent = sent + 1
   local headers = {["Content-Type"] = "application/json"}
-  return wrk.format("POST", "/translate", headers, bodies[(sent - 1) % #bodies + 1])
+  return wrk.format("POST", path, headers, bodies[(sent - 1) % #bodies + 1])
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -116,7 +118,8 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(95), latency:percentile(99)))
 end
 """
-"""wrk hooks: cycle through the request bodies, print one result line at the end."""
+"""wrk hooks: POST the request bodies in turn (to /translate, or the path after the bodies
+file), print one result line at the end."""
 
 
 def wrk_load(
@@ -144,8 +147,10 @@ def wrk_load(
         return run_wrk(url, script, lines, concurrency=concurrency, seconds=seconds)
 
 
-def run_wrk(url: str, script: Path, bodies: Path, *, concurrency: int, seconds: float) -> Phase:
-    """One wrk run and what it measured."""
+def run_wrk(
+    url: str, script: Path, bodies: Path, *, concurrency: int, seconds: float, path: str = ""
+) -> Phase:
+    """One wrk run and what it measured; `path`: where to POST, if not /translate."""
     command = [
         "wrk",
         "-t1",
@@ -158,6 +163,7 @@ def run_wrk(url: str, script: Path, bodies: Path, *, concurrency: int, seconds: 
         url,
         "--",
         str(bodies),
+        *([path] if path else []),
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))

@@ -30,6 +30,7 @@ from bench import peers
 from bench.peers import SIZES, Size
 from bench.report import write_section
 from bench.timing import table, wait_for_quiet
+from training.config import load_config
 
 SECTION = "Training speed against OpenNMT-py (Multi30k de->en)"
 PRESET = peers.REPO / "training/configs/multi30k_de_en.yaml"
@@ -82,11 +83,13 @@ def onmt_val_ppl(model: Path) -> float:
 def train_ours(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
     """Train this project for `minutes` with the README's command; its figures."""
     command = [
-        sys.executable, "-m", "seq2seq", "train", str(PRESET), f"--run_dir={run_dir}",
+        sys.executable, "-m", "seq2seq.cli", "train", str(PRESET), f"--run_dir={run_dir}",
         f"--train.max_minutes={minutes}", "--train.progress=false", *size.our_overrides(),
     ]  # fmt: skip
     load = os.getloadavg()[0]
-    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    run_dir.mkdir(parents=True)
+    with (run_dir / "stderr.log").open("w") as log:
+        subprocess.run(command, check=True, stderr=log)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     end = next(record for record in reversed(records) if "stopped" in record)
     final = next(record for record in reversed(records) if "val_ppl" in record)
@@ -111,11 +114,25 @@ def run_size(size: Size, args: argparse.Namespace, scratch: Path) -> list[dict[s
         for name, job in jobs if round_ % 2 == 0 else jobs[::-1]:
             wait_for_quiet()
             run_dir = scratch / f"{size.name}-{name}-{round_}"
-            shutil.rmtree(run_dir, ignore_errors=True)
-            result = job(size, args.minutes, run_dir)
-            print(json.dumps(result), flush=True)
-            results.append(result)
+            results.append(earlier(run_dir, args) or measured(job, size, args.minutes, run_dir))
     return results
+
+
+def earlier(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The result a finished run of this series left (an interrupted series resumes)."""
+    saved = run_dir / "result.json"
+    if args.retrain or not saved.is_file():
+        return None
+    return dict(json.loads(saved.read_text()))
+
+
+def measured(job: Any, size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
+    """Run `job` in a fresh `run_dir` and keep its result there."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    result: dict[str, Any] = job(size, minutes, run_dir)
+    (run_dir / "result.json").write_text(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    return result
 
 
 def ratio_rows(results: list[dict[str, Any]]) -> list[list[object]]:
@@ -161,7 +178,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{args.minutes} minutes of training each, one job at a time, fp32 on the CPU "
             "(2 threads each). Sizes: preset = 1 LSTM layer a side, embeddings and hidden 256; "
             "2x512 = 2 layers of 512, embeddings 256. Ours: rates over its whole training loop, "
-            "its validations (every 150 steps) and checkpoints included. OpenNMT-py: from its "
+            f"its validations (every {load_config(PRESET, []).train.eval_every} steps) and "
+            "checkpoints included. OpenNMT-py: from its "
             "first progress report to its last, which leaves out its reading of the corpus "
             "(ours reads it before the loop); its scripts validate and save only at the end. "
             "Perplexity: validation references, per target subword of each toolkit (about "
@@ -182,6 +200,7 @@ def main() -> int:
     parser.add_argument(
         "--work", type=Path, default=peers.REPO / "runs/peer_train", help="where the runs stay"
     )
+    parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
     reason = peers.missing()

@@ -1,0 +1,119 @@
+"""Decoding speed against OpenNMT-py: whole `translate` commands on test_2016_flickr, back to back.
+
+Times `seq2seq translate` and `onmt_translate` (through the peer venv of `../shared/peers/`)
+as users run them, process start to exit, each with its defaults (batch sizes: ours 64
+sentences, the peer's 30), greedy and beam 5, on models of the same size trained by
+`bench.peer_train` for the same minutes. The commands alternate, and each figure is the best
+of `--repeats`. The peer reads subwords encoded beforehand and writes subwords (its
+SentencePiece work is outside its timing); ours reads and writes plain text. BLEU of both
+outputs is beside the times, so a fast command is not a short one.
+
+    python -m bench.peer_decode --ours runs/peer_train/preset-ours-0/best.pt \
+        --peer runs/peer_train/preset-peer-0/final.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sacrebleu
+import sentencepiece as spm
+
+from bench import peers
+from bench.report import write_section
+from bench.timing import table, wait_for_quiet
+
+SECTION = "Decoding speed against OpenNMT-py (test_2016_flickr de->en)"
+TEST = "test_2016_flickr"
+HEADER = ["search", "onmt_translate s", "seq2seq translate s", "speed-up", "BLEU peer", "BLEU ours"]
+
+
+def ours_command(model: Path, beam: int, output: Path) -> list[str]:
+    """`seq2seq translate` on the raw German test set."""
+    source = peers.PEERS / "work" / "raw" / f"{TEST}.de"
+    return [sys.executable, "-m", "seq2seq.cli", "translate", "--model", str(model),
+            "--input", str(source), "--output", str(output), "--beam-size", str(beam)]  # fmt: skip
+
+
+def peer_command(model: Path, beam: int, output: Path) -> list[str]:
+    """`onmt_translate` on the test set in the peer's subwords."""
+    source = peers.PEERS / "work" / "sp" / f"{TEST}.sp.de"
+    return [str(peers.onmt_bin("onmt_translate")), "-model", str(model), "-src", str(source),
+            "-output", str(output), "-beam_size", str(beam), "-gpu", "-1"]  # fmt: skip
+
+
+def timed(command: list[str]) -> float:
+    """Seconds from start to exit of `command` (its output discarded, its failure raised)."""
+    env = peers.script_env({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def bleu(output: Path, *, pieces: bool) -> float:
+    """BLEU of an output file against the English references (the peer's pieces decoded)."""
+    lines = output.read_text().splitlines()
+    if pieces:
+        model = spm.SentencePieceProcessor(model_file=str(peers.PEERS / "work/sp/spm.model"))
+        lines = [model.decode(line.split()) for line in lines]
+    references = (peers.PEERS / "work" / "raw" / f"{TEST}.en").read_text().splitlines()
+    return float(sacrebleu.corpus_bleu(lines, [references]).score)
+
+
+def measure(args: argparse.Namespace, beam: int, scratch: Path) -> list[object]:
+    """Best-of-repeats seconds and BLEU of both commands at `beam`, alternating them."""
+    ours_out, peer_out = scratch / f"ours.{beam}.txt", scratch / f"peer.{beam}.sp"
+    ours, peer = [], []
+    for _ in range(args.repeats):
+        ours.append(timed(ours_command(args.ours, beam, ours_out)))
+        peer.append(timed(peer_command(args.peer, beam, peer_out)))
+    best_ours, best_peer = min(ours), min(peer)
+    return [
+        "greedy" if beam == 1 else f"beam {beam}",
+        f"{best_peer:.2f}",
+        f"{best_ours:.2f}",
+        f"**{best_peer / best_ours:.2f}x**",
+        f"{bleu(peer_out, pieces=True):.2f}",
+        f"{bleu(ours_out, pieces=False):.2f}",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ours", type=Path, default=Path("runs/peer_train/preset-ours-0/best.pt"))
+    parser.add_argument("--peer", type=Path, default=Path("runs/peer_train/preset-peer-0/final.pt"))
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each command; best kept")
+    parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
+    args = parser.parse_args()
+    reason = peers.missing() or ("" if args.peer.is_file() else f"no peer model at {args.peer}")
+    if reason or not args.ours.is_file():
+        print(f"skipped: {reason or f'no model at {args.ours}'} (run python -m bench.peer_train)")
+        return 0
+    wait_for_quiet()
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = [measure(args, beam, Path(scratch)) for beam in (1, 5)]
+    body = "\n".join(
+        [
+            f"Models: ours `{args.ours}`, the peer's `{args.peer}` (same size, trained for the "
+            f"same minutes by `bench.peer_train`). 1,000 sentences, fp32 on the CPU, 2 threads; "
+            f"best of {args.repeats}, alternating. Load average {load:.2f} before, "
+            f"{os.getloadavg()[0]:.2f} after.",
+            "",
+            table(HEADER, rows),
+        ]
+    )
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
