@@ -11,9 +11,10 @@ each run. `--ensemble NAME ...` then joins those variants' best.pt into RUN_ROOT
 
 Each variant trains in its own quiet window (`bench.quiet`: /tmp/seq2seq-quiet names it;
 `--pause PATTERN` stops, e.g., a background trainer meanwhile), `--gap-minutes` apart. All
-variants use the first one's SentencePiece models, so any of them can join an ensemble. A
-variant whose run directory holds its scores (variant.json) is not trained again unless
-`--retrain`, so an interrupted series resumes where it stopped.
+variants but those that set tokenizer options use the first one's SentencePiece models, so
+any of them can join an ensemble. A variant whose run directory holds its scores
+(variant.json) is not trained again unless `--retrain`, so an interrupted series resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ VARIANTS: dict[str, list[str]] = {
         "--model.num_layers=2",
         "--model.residual=true",
     ],
+    "vocab4000": ["--tokenizer.vocab_size=4000"],
 }
-"""Name -> overrides of the preset. lstm is the preset itself, measured in the same session."""
+"""Name -> overrides of the preset. lstm is the preset itself, measured in the same session.
+vocab4000 trains its own SentencePiece models (4,000 pieces a language, about the target
+vocabulary of the OpenNMT-py comparison), so it cannot join an ensemble of the others."""
 TOKENIZERS = ("spm.de.model", "spm.en.model")
 STALE = ("metrics.jsonl", "best.pt", "last.pt", "variant.json")
 """What an earlier, unfinished run of a variant leaves that a new run must not mix with."""
@@ -108,7 +112,8 @@ def run_variant(
     saved = run_dir / "variant.json"
     if saved.is_file() and not args.retrain:
         return dict(json.loads(saved.read_text(encoding="utf-8")))
-    prepare_run_dir(run_dir, first)
+    own_tokenizers = any(option.startswith("--tokenizer.") for option in VARIANTS[name])
+    prepare_run_dir(run_dir, None if own_tokenizers else first)
     result = {"name": name, **train_and_score(name, run_dir, args, windows)}
     saved.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return result

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from seq2seq.config import PAD_ID, ModelConfig
+from seq2seq.dropout import Dropout
 from seq2seq.recurrent import State, as_hidden, as_state, build_stack, step_layers, step_weights
 
 __all__ = ["Bridge", "Decoder", "Encoder", "Seq2Seq", "State", "reverse_padded"]
@@ -32,7 +33,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.reverse_source = config.reverse_source
         self.embedding = nn.Embedding(config.src_vocab_size, config.embedding_size, PAD_ID)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = build_stack(config, bidirectional=config.bidirectional_encoder)
         self.bridge = Bridge(config) if config.bidirectional_encoder else None
 
@@ -87,7 +88,7 @@ class Decoder(nn.Module):
         self.cell, self.residual = config.cell, config.residual
         self.layer_dropout = config.dropout if config.num_layers > 1 else 0.0
         self.embedding = nn.Embedding(config.tgt_vocab_size, config.embedding_size, PAD_ID)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = build_stack(config, bidirectional=False)
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size)
         if config.tie_embeddings:

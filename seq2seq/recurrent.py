@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from seq2seq.config import ModelConfig
+from seq2seq.dropout import dropout as functional_dropout
 
 State = tuple[Tensor, ...]
 """Recurrent state, batch in dim 1: (h, c) for an LSTM, (h,) for a GRU; [L, B, H] each."""
@@ -123,7 +124,7 @@ class ResidualStack(nn.Module):
         return inputs, as_hidden(tuple(torch.cat(parts) for parts in zip(*finals, strict=True)))
 
     def _drop(self, data: Tensor) -> Tensor:
-        return nn.functional.dropout(data, self.dropout, self.training)
+        return functional_dropout(data, self.dropout, self.training)
 
 
 def _sum(outputs: Steps, inputs: Steps) -> Steps:
@@ -198,4 +199,4 @@ def _gru_step(
 
 
 def _between_layers(inputs: Tensor, layer: int, dropout: float) -> Tensor:
-    return nn.functional.dropout(inputs, dropout) if layer > 0 and dropout > 0 else inputs
+    return functional_dropout(inputs, dropout) if layer > 0 and dropout > 0 else inputs

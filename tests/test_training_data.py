@@ -8,11 +8,12 @@ from pathlib import Path
 
 import datasets
 import pytest
+import torch
 from conftest import number_pairs
 
-from seq2seq import TokenizerPair
+from seq2seq import BOS_ID, EOS_ID, TokenizerPair
 from training import data
-from training.batching import DatasetBatches, TokenBatchSampler, stream_batches
+from training.batching import DatasetBatches, TokenBatchSampler, collate, stream_batches
 from training.config import DataConfig
 
 
@@ -165,3 +166,16 @@ def test_dataset_batches_pad_and_mark_targets(tiny_tokenizers: TokenizerPair) ->
     batches = list(DatasetBatches(dataset, TokenBatchSampler(sizes, batch_tokens=80)))
     assert sum(batch.src.size(0) for batch in batches) == 20
     assert sum(batch.num_tokens for batch in batches) == sum(t + 1 for _, t in sizes)
+
+
+def test_collate_pads_every_row_like_pad_sequence() -> None:
+    rows = [[5, 6, 7], [8], [], [9, 10, 11, 12]]
+    targets = [[3], [4, 5], [6], [7, 8, 9]]
+    batch = collate(rows, targets)
+    assert batch.src.tolist() == [[5, 6, 7, 0], [8, 0, 0, 0], [0, 0, 0, 0], [9, 10, 11, 12]]
+    assert batch.src_len.tolist() == [3, 1, 0, 4]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 3, 0, 0], [BOS_ID, 4, 5, 0], [BOS_ID, 6, 0, 0],
+                                     [BOS_ID, 7, 8, 9]]  # fmt: skip
+    assert batch.tgt_out.tolist() == [[3, EOS_ID, 0, 0], [4, 5, EOS_ID, 0], [6, EOS_ID, 0, 0],
+                                      [7, 8, 9, EOS_ID]]  # fmt: skip
+    assert batch.src.dtype == batch.tgt_in.dtype == torch.long

@@ -11,6 +11,7 @@ takes every `world_size`-th batch, and `position` says how many of its batches w
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
 from seq2seq import BOS_ID, EOS_ID, PAD_ID
 
@@ -46,16 +46,22 @@ class Batch:
 
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
     """Pad id lists into a `Batch`."""
-    src_t = pad_sequence(
-        [torch.tensor(s) for s in src], batch_first=True, padding_value=PAD_ID
-    )  # [B, S]
-    tgt_in = pad_sequence(
-        [torch.tensor([BOS_ID, *t]) for t in tgt], batch_first=True, padding_value=PAD_ID
-    )  # [B, T]
-    tgt_out = pad_sequence(
-        [torch.tensor([*t, EOS_ID]) for t in tgt], batch_first=True, padding_value=PAD_ID
-    )  # [B, T]
-    return Batch(src_t, torch.tensor([len(s) for s in src]), tgt_in, tgt_out)
+    return Batch(
+        pad_rows(src),  # [B, S]
+        torch.tensor([len(s) for s in src]),  # [B]
+        pad_rows([[BOS_ID, *t] for t in tgt]),  # [B, T]
+        pad_rows([[*t, EOS_ID] for t in tgt]),  # [B, T]
+    )
+
+
+def pad_rows(rows: Sequence[Sequence[int]]) -> Tensor:
+    """Id lists right-padded with PAD_ID into one [B, L] tensor, built from a single flat tensor
+    (a tensor per row and `pad_sequence` took 2.5% of a training step)."""
+    lengths = torch.tensor([len(row) for row in rows])  # [B]
+    flat = torch.tensor(list(itertools.chain.from_iterable(rows)), dtype=torch.long)  # [sum L]
+    padded = torch.full((len(rows), int(lengths.max())), PAD_ID, dtype=torch.long)  # [B, L]
+    padded[torch.arange(padded.size(1)) < lengths.unsqueeze(1)] = flat  # row-major order
+    return padded
 
 
 def batch_size_ok(count: int, longest: int, *, batch_tokens: int, max_sentences: int) -> bool:
