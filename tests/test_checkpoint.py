@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from seq2seq import (
     load_checkpoint,
     save_checkpoint,
 )
-from seq2seq.checkpoint import FORMAT, remove_stale_temporaries
+from seq2seq.checkpoint import FORMAT, parameter_count, remove_stale_temporaries
 
 TEXTS = [s for s, _ in number_pairs(20, seed=7)]
 BEFORE_GRU = Path(__file__).parent / "data" / "lstm_before_gru.pt"
@@ -177,3 +179,22 @@ def test_from_model_copies_weights_to_cpu(tiny_checkpoint_path: Path) -> None:
     assert snapshot.config == checkpoint.config
     for name, tensor in snapshot.model_state.items():
         assert torch.equal(tensor, checkpoint.model_state[name])
+
+
+def test_loading_a_small_model_does_not_import_the_compiler(tiny_checkpoint_path: Path) -> None:
+    """The shape check builds a small model on the CPU: on the meta device its initialisation
+    imports torch._dynamo, a second of every `seq2seq translate`."""
+    code = (
+        "import sys; from seq2seq import load_checkpoint; "
+        f"load_checkpoint({str(tiny_checkpoint_path)!r}); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_a_tied_weight_counts_once() -> None:
+    shared = torch.zeros(4, 3)
+    assert parameter_count({"a": shared, "b": shared, "c": torch.zeros(2)}) == 14
