@@ -188,6 +188,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             table(RUN_HEADER, [run_row(result) for result in results]),
             "",
             table(RATIO_HEADER, ratio_rows(results)),
+            *(["", args.notes] if args.notes else []),
         ]
     )
 
@@ -200,6 +201,7 @@ def main() -> int:
     parser.add_argument(
         "--work", type=Path, default=peers.REPO / "runs/peer_train", help="where the runs stay"
     )
+    parser.add_argument("--notes", default="", help="a sentence added to the section")
     parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
