@@ -26,7 +26,7 @@ import sacrebleu
 import sentencepiece as spm
 
 from bench import peers
-from bench.report import write_section
+from bench.report import publish
 from bench.timing import table, wait_for_quiet
 
 SECTION = "Decoding speed against OpenNMT-py (test_2016_flickr de->en)"
@@ -86,8 +86,8 @@ def measure(args: argparse.Namespace, beam: int, scratch: Path) -> list[object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ours", type=Path, default=Path("runs/peer_train/preset-ours-0/best.pt"))
-    parser.add_argument("--peer", type=Path, default=Path("runs/peer_train/preset-peer-0/final.pt"))
+    parser.add_argument("--ours", type=Path, default=peers.OUR_MODEL)
+    parser.add_argument("--peer", type=Path, default=peers.PEER_MODEL)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command; best kept")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
@@ -109,9 +109,7 @@ def main() -> int:
             table(HEADER, rows),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    publish(SECTION, body, write=args.write)
     return 0
 
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench import peers, step_profile
-from bench.report import write_section
+from bench.report import publish
 from bench.timing import table, wait_for_quiet
 from seq2seq.allocator import keep_freed_memory
 from training.config import load_config
@@ -72,9 +72,8 @@ def rows(peer: dict[str, float], ours: dict[str, float], top: int) -> list[list[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    runs = peers.REPO / "runs/peer_train"
-    parser.add_argument("--peer-config", type=Path, default=runs / "preset-peer-0/config.yaml")
-    parser.add_argument("--model", type=Path, default=runs / "preset-ours-0/best.pt")
+    parser.add_argument("--peer-config", type=Path, default=peers.PEER_MODEL.parent / "config.yaml")
+    parser.add_argument("--model", type=Path, default=peers.OUR_MODEL)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--top", type=int, default=10)
@@ -98,9 +97,7 @@ def main() -> int:
             table(["operator", "OpenNMT-py", "seq2seq"], rows(peer, ours, args.top)),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    publish(SECTION, body, write=args.write)
     return 0
 
 

@@ -28,7 +28,7 @@ import httpx
 
 from bench import peers
 from bench.load import WRK_SCRIPT, Phase, run_wrk
-from bench.report import write_section
+from bench.report import publish
 from bench.server import free_port
 from bench.timing import table, wait_for_quiet
 
@@ -144,8 +144,8 @@ def rows(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ours", type=Path, default=Path("runs/peer_train/preset-ours-0/best.pt"))
-    parser.add_argument("--peer", type=Path, default=Path("runs/peer_train/preset-peer-0/final.pt"))
+    parser.add_argument("--ours", type=Path, default=peers.OUR_MODEL)
+    parser.add_argument("--peer", type=Path, default=peers.PEER_MODEL)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
@@ -170,9 +170,7 @@ def main() -> int:
             table(HEADER, table_rows),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    publish(SECTION, body, write=args.write)
     return 0
 
 

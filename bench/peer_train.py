@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import peers
 from bench.peers import SIZES, Size
-from bench.report import write_section
+from bench.report import publish
 from bench.timing import table, wait_for_quiet
 from training.config import load_config
 
@@ -198,9 +198,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=int, default=5, help="training minutes per run")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--rounds", type=int, default=1, help="back-to-back pairs per size")
-    parser.add_argument(
-        "--work", type=Path, default=peers.REPO / "runs/peer_train", help="where the runs stay"
-    )
+    parser.add_argument("--work", type=Path, default=peers.RUNS, help="where the runs stay")
     parser.add_argument("--notes", default="", help="a sentence added to the section")
     parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
@@ -211,9 +209,7 @@ def main() -> int:
         return 0
     results = [r for name in args.sizes for r in run_size(SIZES[name], args, args.work)]
     body = report(results, args)
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    publish(SECTION, body, write=args.write)
     return 0
 
 

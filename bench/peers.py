@@ -47,6 +47,12 @@ class Size:
         return {**PRESET_ENV, "ONMT_LAYERS": str(self.layers), "ONMT_HIDDEN": str(self.hidden)}
 
 
+RUNS = Path("runs/peer_train")
+"""Where `bench.peer_train` keeps its runs, from the repository root (where every bench runs);
+the other side-by-side benchmarks take their models, the first preset pair, from there."""
+OUR_MODEL = RUNS / "preset-ours-0" / "best.pt"
+PEER_MODEL = RUNS / "preset-peer-0" / "final.pt"
+
 SIZES = {"preset": Size("preset", 1, 256), "2x512": Size("2x512", 2, 512)}
 
 

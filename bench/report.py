@@ -50,3 +50,11 @@ def write_section(name: str, body: str, *, command_line: str | None = None) -> N
     )
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else f"{text}\n{section}"
     BENCHMARKS.write_text(text)
+
+
+def publish(name: str, body: str, *, write: bool) -> None:
+    """Print a section's body and, when `write`, put it in BENCHMARKS.md (the scripts'
+    `--no-write` only prints)."""
+    print(body)
+    if write:
+        write_section(name, body)
