@@ -6,7 +6,7 @@ after another at `--minutes` (20) each, as `bench.quality` trains (one process u
 core, as README's command), scores each best.pt on val and test_2016_flickr, greedy and beam 5,
 and writes one table to the "Model variants (Multi30k de->en)" section of BENCHMARKS.md: BLEU,
 steps, target tokens/s, decoding seconds, parameters, and the load average before, during and after
-each run. `--ensemble NAME ...` then joins those variants' best.pt into RUN_ROOT/ensemble.pt
+each run. `--ensemble NAME ...` then joins those variants' best.pt into RUN_ROOT/ensemble-*.pt
 (what `seq2seq ensemble` writes) and scores it the same way.
 
 Each variant trains in its own quiet window (`bench.quiet`: /tmp/seq2seq-quiet names it;
@@ -14,7 +14,7 @@ Each variant trains in its own quiet window (`bench.quiet`: /tmp/seq2seq-quiet n
 variants but those that set tokenizer options use the first one's SentencePiece models, so
 any of them can join an ensemble. A variant whose run directory holds its scores
 (variant.json) is not trained again unless `--retrain`, so an interrupted series resumes
-where it stopped.
+where it stopped. `--ensemble` may be given several times, one ensemble each.
 """
 
 from __future__ import annotations
@@ -50,8 +50,12 @@ VARIANTS: dict[str, list[str]] = {
         "--model.residual=true",
     ],
     "vocab4000": ["--tokenizer.vocab_size=4000"],
+    "lstm_seed2": ["--seed=2"],
+    "lstm_seed3": ["--seed=3"],
 }
-"""Name -> overrides of the preset. lstm is the preset itself, measured in the same session.
+"""Name -> overrides of the preset. lstm is the preset itself, measured in the same session;
+lstm_seed2 and lstm_seed3 are the preset from other random initialisations and batch orders
+(the members of Sutskever et al.'s ensembles differed only so).
 vocab4000 trains its own SentencePiece models (4,000 pieces a language, about the target
 vocabulary of the OpenNMT-py comparison), so it cannot join an ensemble of the others."""
 TOKENIZERS = ("spm.de.model", "spm.en.model")
@@ -71,15 +75,23 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--run-root", default="runs/variants", help="one run directory per variant")
     parser.add_argument("--config", default=str(quality.PRESET), help="training preset")
-    parser.add_argument("--ensemble", nargs="+", default=[], metavar="NAME", help="join these")
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="join these variants (repeat the option to score several ensembles)",
+    )
     parser.add_argument("--retrain", action="store_true", help="train variants scored before")
     parser.add_argument("--pause", help="stop processes matching this during each window")
     parser.add_argument("--gap-minutes", type=float, default=10.0, help="between two windows")
+    parser.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     parser.add_argument("--no-report", action="store_true", help="print, leave BENCHMARKS.md")
     args, overrides = parser.parse_known_args()
     if any(not item.startswith("--") or "=" not in item for item in overrides):
         parser.error(f"unrecognized arguments (config overrides are --key=value): {overrides}")
-    if unknown := sorted(set(args.ensemble) - set(VARIANTS)):
+    if unknown := sorted({name for names in args.ensemble for name in names} - set(VARIANTS)):
         parser.error(f"--ensemble: unknown variants {unknown}")
     args.overrides = overrides
     return args
@@ -156,9 +168,9 @@ def prepare_run_dir(run_dir: Path, first: Path | None) -> None:
 
 
 def run_ensemble(names: list[str], args: argparse.Namespace, windows: Windows) -> dict[str, Any]:
-    """Join the variants' best.pt into RUN_ROOT/ensemble.pt and score it."""
+    """Join the variants' best.pt into RUN_ROOT/ensemble-NAME+NAME.pt and score it."""
     root = Path(args.run_root)
-    path = root / "ensemble.pt"
+    path = root / f"ensemble-{'+'.join(names)}.pt"
     save_checkpoint(load_joined([root / name / "best.pt" for name in names]), path)
     with windows.open("bench.variants ensemble", minutes=15) as load:
         rows = quality.score_splits(path, SPLITS, "cpu")
@@ -233,12 +245,12 @@ def main() -> int:
     for name in args.variants:
         results.append(run_variant(name, args, windows, first=first))
         first = first or Path(args.run_root) / name
-    if args.ensemble:
-        results.append(run_ensemble(args.ensemble, args, windows))
+    for names in args.ensemble:
+        results.append(run_ensemble(names, args, windows))
     body = report(results, args)
     print(body)
     if not args.no_report:
-        write_section(SECTION, body)
+        write_section(args.section, body)
     return 0
 
 
