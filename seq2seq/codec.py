@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from seq2seq.checkpoint import empty_model, load_checkpoint
+from seq2seq.checkpoint import load_checkpoint
 from seq2seq.ensemble import AnyConfig
 from seq2seq.markup import escape, split_html
 from seq2seq.search import Hypothesis
@@ -75,9 +75,10 @@ class TextCodec:
         metadata: dict[str, Any] | None = None,
         max_input_tokens: int = 256,
         config: AnyConfig | None = None,
+        parameters: int = 0,
     ) -> None:
         self.tokenizers = tokenizers
-        self.config = config
+        self.config, self.parameters = config, parameters
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.metadata = dict(metadata or {})
         self.max_input_tokens = max_input_tokens
@@ -92,6 +93,7 @@ class TextCodec:
             tgt_lang=checkpoint.tgt_lang,
             metadata=checkpoint.metadata,
             config=checkpoint.config,
+            parameters=checkpoint.parameters,
         )
 
     def info(self) -> dict[str, Any]:
@@ -100,7 +102,7 @@ class TextCodec:
             "src_lang": self.src_lang,
             "tgt_lang": self.tgt_lang,
             "config": self.config.to_dict() if self.config else {},
-            "parameters": empty_model(self.config).num_parameters() if self.config else 0,
+            "parameters": self.parameters,
             "metadata": self.metadata,
         }
 

@@ -68,6 +68,7 @@ class Translator(TextCodec):
             metadata=metadata,
             max_input_tokens=max_input_tokens,
             config=model.config,
+            parameters=model.num_parameters(),
         )
         self.device = resolve_device(device)
         check_precision(precision, self.device)

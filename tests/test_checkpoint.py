@@ -195,6 +195,24 @@ def test_loading_a_small_model_does_not_import_the_compiler(tiny_checkpoint_path
     assert result.stdout.strip() == "False"
 
 
+def test_model_info_without_weights_counts_them_without_the_compiler(
+    tiny_checkpoint_path: Path,
+) -> None:
+    """The server's /models reads a codec's info (the weights left out); counting them once
+    built the model on the meta device, importing torch._dynamo on the first request."""
+    code = (
+        "import sys; from seq2seq import TextCodec, Translator; "
+        f"path = {str(tiny_checkpoint_path)!r}; "
+        "print(TextCodec.load(path).info()['parameters'], 'torch._dynamo' in sys.modules, "
+        "Translator.load(path, device='cpu').model.num_parameters())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    counted, compiler, built = result.stdout.split()
+    assert compiler == "False" and int(counted) == int(built) > 0
+
+
 def test_a_tied_weight_counts_once() -> None:
     shared = torch.zeros(4, 3)
     assert parameter_count({"a": shared, "b": shared, "c": torch.zeros(2)}) == 14
