@@ -20,13 +20,13 @@ PEERS = Path(os.environ.get("PEERS", "/tmp/peers"))
 """Their venvs, encoded data and runs (the scripts' `$PEERS`)."""
 
 PRESET_ENV = {
-    "ONMT_DROPOUT": "0.1",
+    "ONMT_DROPOUT": "0.3",
     "ONMT_LR": "0.002",
     "ONMT_LS": "0.1",
     "ONMT_BATCH_TYPE": "tokens",
     "ONMT_BATCH": "1600",
 }
-"""The peer's settings for this project's preset (its README): dropout 0.1, label smoothing
+"""The peer's settings for this project's preset (its README): dropout 0.3, label smoothing
 0.1, batches of 1,600 tokens, Adam; layers and width are set per size."""
 
 
