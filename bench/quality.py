@@ -30,8 +30,8 @@ from seq2seq import SearchOptions, Translator, save_checkpoint
 from training.average import average_checkpoints
 from training.config import REPO, default_data_dir, load_config
 from training.data import parallel_files, read_lines
-from training.loop import step_checkpoints
 from training.metrics import corpus_scores
+from training.trainer import step_checkpoints
 
 SECTION = "Translation quality (Multi30k de->en)"
 PRESET = REPO / "training" / "configs" / "multi30k_de_en.yaml"

@@ -2,7 +2,7 @@
 
 Builds the model, optimizer and batches of `training/configs/multi30k_de_en.yaml` (its
 tokenizers from `--model`, the preset's batch_tokens and max_sentences over Multi30k's
-training pairs), runs the step as `training.loop.Trainer.train_step` does (token loss with
+training pairs), runs the step as `training.loop.train_step` does (token loss with
 label smoothing, backward, clipping, Adam) under `torch.profiler`, and reports each phase's
 share and the operators that take the most time. Then it times writing `last.pt` (model and
 optimizer state) as the loop does every `train.save_every` steps.
@@ -30,8 +30,8 @@ from seq2seq import Seq2Seq, TokenizerPair, load_checkpoint
 from seq2seq.allocator import keep_freed_memory
 from training.batching import Batch, TokenBatchSampler, collate
 from training.config import TrainConfig, load_config
-from training.loop import build_optimizer, model_config
 from training.loss import token_loss
+from training.trainer import build_optimizer, model_config
 
 SECTION = "Training step profile (Multi30k de->en preset)"
 PRESET = Path(__file__).resolve().parent.parent / "training/configs/multi30k_de_en.yaml"
@@ -56,7 +56,7 @@ def batches(config: TrainConfig, tokenizers: TokenizerPair, seed: int) -> Iterat
 def step(
     model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig
 ) -> None:
-    """One step as `Trainer.train_step` takes it in fp32 on the CPU, each phase labelled."""
+    """One step as `training.loop.train_step` takes it in fp32 on the CPU, each phase labelled."""
     with record_function("forward + loss"):
         loss = token_loss(model, batch, label_smoothing=config.optim.label_smoothing)
     optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ from conftest import TINY, tiny_overrides
 
 from training import distributed
 from training.config import load_config
-from training.fit import fit
+from training.loop import fit
 from training.train import build_trainer
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,9 @@ import pytest
 from conftest import TINY
 
 from training.config import OptimConfig, load_config
-from training.loop import Progress, budget_used, decay_steps, share_of_budget
+from training.loop import budget_used, share_of_budget
 from training.schedule import Schedule
+from training.trainer import Progress, decay_steps
 
 
 def test_schedules_warm_up_decay_and_cut_on_plateau() -> None:

@@ -14,14 +14,14 @@ import pytest
 import torch
 from conftest import TINY, tiny_overrides
 
-import training.fit
 import training.loop
+import training.trainer
 from seq2seq import SearchOptions, Translator, load_checkpoint
 from seq2seq.cli import main
 from seq2seq.precision import cpu_bf16_autocast_works
 from training.config import default_data_dir, load_config
-from training.loop import Trainer
 from training.train import train, train_from_config
+from training.trainer import Trainer
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -59,22 +59,22 @@ class Killed(Exception):
     """The process dies here, like kill -9: only the checkpoints already written remain."""
 
 
-TRAIN_STEP = Trainer.train_step
+TRAIN_STEP = training.loop.train_step
 
 
 def one_second_steps(monkeypatch: pytest.MonkeyPatch, *, killed_at: int | None) -> None:
     """Steps of one fake second each; step `killed_at` never finishes (no final save)."""
     clock = FakeClock()
-    monkeypatch.setattr(training.fit, "time", clock)
     monkeypatch.setattr(training.loop, "time", clock)
+    monkeypatch.setattr(training.trainer, "time", clock)
 
-    def timed_step(self: Trainer, batch: object) -> float:
-        if self.progress.step + 1 == killed_at:
+    def timed_step(trainer: Trainer, batch: object) -> float:
+        if trainer.progress.step + 1 == killed_at:
             raise Killed
         clock.now += 1.0
-        return TRAIN_STEP(self, batch)  # type: ignore[arg-type]
+        return TRAIN_STEP(trainer, batch)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Trainer, "train_step", timed_step)
+    monkeypatch.setattr(training.loop, "train_step", timed_step)
 
 
 def test_resumed_run_keeps_the_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,15 +143,15 @@ def test_a_run_removes_temporary_files_of_interrupted_saves(
 
 
 def test_sigterm_saves_last_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Trainer.train_step
+    original = training.loop.train_step
 
-    def step_then_signal(self: Trainer, batch: object) -> float:
-        loss = original(self, batch)  # type: ignore[arg-type]
-        if self.progress.step == 3:
+    def step_then_signal(trainer: Trainer, batch: object) -> float:
+        loss = original(trainer, batch)  # type: ignore[arg-type]
+        if trainer.progress.step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
         return loss
 
-    monkeypatch.setattr(Trainer, "train_step", step_then_signal)
+    monkeypatch.setattr(training.loop, "train_step", step_then_signal)
     outcome = train(load_config(TINY, tiny_overrides(tmp_path, "run", train__max_steps=50)))
     assert outcome.reason == "signal" and outcome.exit_code == 128 + signal.SIGTERM
     assert load_checkpoint(tmp_path / "run/last.pt").training_state["progress"]["step"] == 3

@@ -1,275 +1,138 @@
-"""The training loop: teacher forcing, clipping, schedule, AMP, DDP, validation, checkpoints.
+"""The training loop in one place: `fit` runs it, `train_step` is one step of it.
 
-`Trainer.fit` runs until a limit (steps, epochs, minutes), early stopping or a signal, keeps
-`best.pt` (best validation BLEU) and `last.pt` (everything needed to `--resume` exactly).
+A step is teacher forcing: the batch's token loss (label-smoothed cross-entropy of the decoder
+fed the reference), backward, gradient clipping, an optimizer step at the schedule's rate.
+Around the steps `fit` logs, validates and saves on the configured steps, and stops at a limit
+(steps, epochs, minutes), early stopping or a signal; the stop is agreed by all ranks every
+step, so DDP processes always leave together. The run's state (model, optimizer, checkpoints,
+validation) is the `Trainer` of `training.trainer`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+import os
+import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
-from seq2seq import Checkpoint, ModelConfig, Seq2Seq, TokenizerPair, save_checkpoint
-from seq2seq.checkpoint import load_checkpoint
-from seq2seq.precision import cpu_bf16_autocast_works
 from training import distributed
 from training.batching import Batch
-from training.config import TrainConfig
 from training.loss import token_loss
-from training.metrics import MetricsLog
-from training.schedule import Schedule
-from training.state import capture_rng, restore_rng
-from training.validation import Validator
+from training.trainer import Progress, Trainer
 
 
-@dataclass
-class Progress:
-    """Counters saved in `last.pt` so a resumed run continues where it stopped."""
+def fit(trainer: Trainer) -> str:
+    """Train; returns why it stopped: max_steps, max_epochs, max_minutes, early_stopping, signal."""
+    started, meter = time.monotonic(), Meter()
+    trainer.session_start = started  # checkpoints written on the way store the time so far
+    # From the checkpoint's count alone, so that every rank starts with the same rate.
+    max_minutes = trainer.config.train.max_minutes
+    trainer.budget_used = share_of_budget(trainer.progress.elapsed, max_minutes)
+    bar = _bar(trainer)
+    reason, validated_at = "max_epochs", -1
+    for batch in batch_stream(trainer.batches, trainer.config.train.max_epochs):
+        tokens, sentences = batch.num_tokens, len(batch.src_len)
+        meter.add(train_step(trainer, batch), tokens, sentences)
+        trainer.progress.tokens += tokens
+        trainer.progress.sentences += sentences
+        _show(bar, meter, trainer, started)
+        if _periodic(trainer, meter, started):
+            validated_at = trainer.progress.step
+        reason = _stop_reason(trainer, started) or reason
+        if reason != "max_epochs":
+            break
+    trainer.progress.elapsed += time.monotonic() - started
+    trainer.session_start = None
+    bar.close()
+    _finish(trainer, reason, validated_at)
+    return reason
 
-    step: int = 0
-    best_bleu: float = -1.0
-    bad_evals: int = 0
-    elapsed: float = 0.0
-    tokens: int = 0
-    sentences: int = 0
-    history: dict[str, float] = field(default_factory=dict)
 
-
-class Trainer:
-    """Owns the model, optimizer, schedule and batches of one run."""
-
-    def __init__(
-        self,
-        config: TrainConfig,
-        tokenizers: TokenizerPair,
-        batches: Any,
-        validator: Validator,
-        context: distributed.Context,
-    ) -> None:
-        self.config, self.tokenizers, self.context = config, tokenizers, context
-        self.batches, self.validator = batches, validator
-        self.run_dir = Path(config.run_dir)
-        self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
-        self.wrapped = self._wrap(self.model)
-        self.optimizer = build_optimizer(config, self.model)
-        self.schedule = Schedule(
-            config.optim, max_steps=decay_steps(config, batches), timed=config.train.max_minutes > 0
+def train_step(trainer: Trainer, batch: Batch) -> float:
+    """One optimizer step on `batch`; returns its mean token loss."""
+    batch = batch.to(trainer.context.device)
+    trainer.wrapped.train()
+    rate = trainer.schedule.apply(trainer.optimizer, trainer.progress.step + 1, trainer.budget_used)
+    with trainer.autocast():
+        loss = token_loss(
+            trainer.wrapped, batch, label_smoothing=trainer.config.optim.label_smoothing
         )
-        self.scaler = self._scaler()
-        self.progress = Progress()
-        self.budget_used = 0.0  # share of train.max_minutes gone, agreed by all ranks
-        self.log = MetricsLog(self.run_dir)
-        self.stop_signal = 0
-        self.session_start: float | None = None  # time.monotonic() when `fit` began, in `fit`
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+    _clip(trainer)
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    trainer.progress.step += 1
+    trainer.progress.history["lr"] = rate
+    return float(loss.detach())
 
-    def _wrap(self, model: Seq2Seq) -> torch.nn.Module:
-        """DistributedDataParallel around the model under torchrun, else the model itself."""
-        if not self.context.distributed:
-            return model
-        device = self.context.device
-        device_ids = [device] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
 
-    def _scaler(self) -> torch.amp.GradScaler:
-        """A gradient scaler, active only for fp16 (which needs CUDA)."""
-        return torch.amp.GradScaler("cuda", enabled=self.config.train.precision == "fp16")
+def _clip(trainer: Trainer) -> None:
+    """Clip the gradients' global norm to optim.clip_norm (unscaled first under fp16)."""
+    if trainer.config.optim.clip_norm > 0:
+        trainer.scaler.unscale_(trainer.optimizer)
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.config.optim.clip_norm)
 
-    def train_step(self, batch: Batch) -> float:
-        """One optimizer step on `batch`; returns its mean token loss."""
-        batch = batch.to(self.context.device)
-        self.wrapped.train()
-        rate = self.schedule.apply(self.optimizer, self.progress.step + 1, self.budget_used)
-        with self.autocast():
-            loss = token_loss(
-                self.wrapped, batch, label_smoothing=self.config.optim.label_smoothing
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        self._clip()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.progress.step += 1
-        self.progress.history["lr"] = rate
-        return float(loss.detach())
 
-    def _clip(self) -> None:
-        if self.config.optim.clip_norm > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_norm)
+def _periodic(trainer: Trainer, meter: Meter, started: float) -> bool:
+    """Log, validate or save when the step count says so; True when it validated."""
+    config, step, is_main = trainer.config.train, trainer.progress.step, trainer.context.is_main
+    if is_main and step % config.log_every == 0:
+        _log(trainer, meter, started)
+    if step % config.eval_every == 0:
+        trainer.validate()
+        return True
+    if is_main and config.save_every and step % config.save_every == 0:
+        trainer.save(trainer.run_dir / "last.pt")
+    return False
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """bf16/fp16 autocast as configured, or nothing for fp32."""
-        precision = self.config.train.precision
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.context.device.type, dtype=dtype)
 
-    def validate(self) -> dict[str, Any]:
-        """Rank 0: validation loss and BLEU; saves best.pt when BLEU improved, then last.pt."""
-        record: dict[str, Any] = {}
-        if self.context.is_main:
-            with self.autocast():
-                record = self.validator.run(self.model)
-            record = {"step": self.progress.step, **record}
-            self._track_best(record)
-            self.log.write(record)
-            self.log.plot()
-            self.save(self.run_dir / "last.pt")
-            self._keep_step_checkpoint()
-        stop = distributed.broadcast_flag(self.context, self._patience_over())
-        self.progress.history["early_stop"] = float(stop)
-        return record
+def _stop_reason(trainer: Trainer, started: float) -> str:
+    """Why to stop now ("" to go on), agreed by all ranks, which also agree on the budget used
+    (the rate schedule reads it, and every rank must step with the same rate)."""
+    config, progress = trainer.config.train, trainer.progress
+    used = budget_used(progress, started, config.max_minutes)  # 0 without a time limit
+    reasons = [
+        ("signal", trainer.stop_signal != 0),
+        ("early_stopping", progress.history.get("early_stop", 0.0) > 0),
+        ("max_steps", 0 < config.max_steps <= progress.step),
+        ("max_minutes", used >= 1.0),
+    ]
+    local = next((name for name, hit in reasons if hit), "")
+    agreed = distributed.max_over_ranks(trainer.context, [float(bool(local)), used])
+    stop, trainer.budget_used = agreed
+    if not stop:
+        return ""
+    return local or "other_rank"
 
-    def _track_best(self, record: dict[str, Any]) -> None:
-        self.schedule.observe(record["val_bleu"])
-        if record["val_bleu"] > self.progress.best_bleu:
-            self.progress.best_bleu, self.progress.bad_evals = record["val_bleu"], 0
-            self.save(self.run_dir / "best.pt", export=True, extra={"val": record})
-        else:
-            self.progress.bad_evals += 1
 
-    def _keep_step_checkpoint(self) -> None:
-        """Export this step's model as step-<step>.pt and delete all but the newest `keep`."""
-        keep = self.config.train.keep_checkpoints
-        if keep <= 0:
-            return
-        self.save(self.run_dir / f"step-{self.progress.step}.pt", export=True)
-        for old in step_checkpoints(self.run_dir)[:-keep]:
-            old.unlink(missing_ok=True)
-
-    def _patience_over(self) -> bool:
-        patience = self.config.train.early_stopping
-        return patience > 0 and self.progress.bad_evals >= patience
-
-    def save(
-        self, path: Path, *, export: bool = False, extra: dict[str, Any] | None = None
-    ) -> None:
-        """Atomically write a checkpoint; `export` leaves out the resume state."""
-        metadata = {
-            "step": self.progress.step,
-            "epoch": self.batches.epoch,
-            "best_val_bleu": self.progress.best_bleu,
-            "elapsed_s": round(self.elapsed(), 1),
-            "train_config": self.config.to_dict(),
-            **(extra or {}),
-        }
-        checkpoint = Checkpoint.from_model(
-            self.model,
-            self.tokenizers,
-            src_lang=self.config.data.src_lang,
-            tgt_lang=self.config.data.tgt_lang,
-            metadata=metadata,
-            training_state={} if export else self.training_state(),
+def _finish(trainer: Trainer, reason: str, validated_at: int) -> None:
+    """Validate the final weights (unless interrupted or just done), save last.pt, draw curves."""
+    if reason != "signal" and validated_at != trainer.progress.step:
+        trainer.validate()
+    elif trainer.context.is_main:
+        trainer.save(trainer.run_dir / "last.pt")
+    if trainer.context.is_main:
+        trainer.log.write(
+            {
+                "step": trainer.progress.step,
+                "stopped": reason,
+                "elapsed_s": round(trainer.progress.elapsed, 1),
+                "tokens": trainer.progress.tokens,
+                "sentences": trainer.progress.sentences,
+                "best_val_bleu": trainer.progress.best_bleu,
+            }
         )
-        save_checkpoint(checkpoint, path)
-
-    def training_state(self) -> dict[str, Any]:
-        """Optimizer, schedule, scaler, RNG, data position and counters (tensors and primitives)."""
-        progress = self.progress
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": capture_rng(),
-            "batches": self.batches.state_dict(),
-            "progress": {
-                "step": progress.step,
-                "best_bleu": progress.best_bleu,
-                "bad_evals": progress.bad_evals,
-                "elapsed": self.elapsed(),
-                "tokens": progress.tokens,
-                "sentences": progress.sentences,
-            },
-            "world_size": self.context.world_size,
-        }
-
-    def elapsed(self) -> float:
-        """Seconds of training so far, those of the running `fit` included."""
-        if self.session_start is None:
-            return self.progress.elapsed
-        return self.progress.elapsed + time.monotonic() - self.session_start
-
-    def resume(self, path: Path) -> None:
-        """Load weights and the complete training state of `path` (a last.pt)."""
-        checkpoint = load_checkpoint(path)
-        state = checkpoint.training_state
-        if not state:
-            raise ValueError(f"{path}: has no training state to resume from (an exported model?)")
-        if state["world_size"] != self.context.world_size:
-            raise ValueError(
-                f"{path}: written by {state['world_size']} processes, "
-                f"resuming with {self.context.world_size}; use the same count"
-            )
-        self.model.load_state_dict(checkpoint.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.batches.load_state_dict(state["batches"])
-        self.progress = Progress(**state["progress"])
-        restore_rng(state["rng"])
-
-
-def step_checkpoints(run_dir: Path) -> list[Path]:
-    """The run's kept step-<step>.pt models, oldest first."""
-    return sorted(run_dir.glob("step-*.pt"), key=_step_of)
-
-
-def _step_of(path: Path) -> int:
-    """The step in a `step-<step>.pt` name (-1 for a name that has none)."""
-    digits = path.stem.removeprefix("step-")
-    return int(digits) if digits.isdigit() else -1
-
-
-def model_config(config: TrainConfig, tokenizers: TokenizerPair) -> ModelConfig:
-    """The network's config: the preset's sizes and the tokenizers' vocabularies."""
-    return ModelConfig.from_sizes(
-        tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, config.model
-    )
-
-
-def decay_steps(config: TrainConfig, batches: Any) -> int:
-    """Where a linear or cosine decay ends by steps: train.max_steps, else train.max_epochs
-    of batches when their number is known (not when streaming), else 0 (none)."""
-    loop = config.train
-    if loop.max_steps > 0:
-        return loop.max_steps
-    if loop.max_epochs > 0 and hasattr(batches, "__len__"):
-        return loop.max_epochs * len(batches)
-    return 0
-
-
-def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam or AdamW as configured (the rate is set by the schedule every step)."""
-    optim = config.optim
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if optim.optimizer not in kinds:
-        raise ValueError(f"optim.optimizer must be adam or adamw, got {optim.optimizer!r}")
-    if len(optim.betas) != 2:
-        raise ValueError(f"optim.betas must have two values, got {optim.betas}")
-    betas = (optim.betas[0], optim.betas[1])
-    optimizer: torch.optim.Optimizer = kinds[optim.optimizer](
-        model.parameters(), lr=optim.lr, betas=betas, weight_decay=optim.weight_decay, fused=True
-    )  # one kernel over all parameters, on CPU as on CUDA
-    return optimizer
-
-
-def check_training_precision(precision: str, device: torch.device) -> None:
-    """Fail before training starts, in one line, where `device` cannot train at `precision`."""
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    if precision == "bf16" and device.type == "cpu" and not cpu_bf16_autocast_works():
-        raise ValueError(
-            "train.precision bf16 needs a CPU with bfloat16 instructions "
-            "(AVX512-BF16 or AMX) and this one has none; use fp32"
+        print(
+            f"stopped at step {trainer.progress.step} ({reason}); "
+            f"best validation BLEU {trainer.progress.best_bleu:.2f}; "
+            f"checkpoints in {trainer.run_dir}",
+            file=sys.stderr,
         )
 
 
@@ -297,3 +160,69 @@ def share_of_budget(seconds: float, max_minutes: float) -> float:
     if max_minutes <= 0:
         return 0.0
     return min(1.0, seconds / (max_minutes * 60.0))
+
+
+class Meter:
+    """Loss and throughput since the last log line, with the machine's load beside them."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new window."""
+        self.loss, self.steps, self.started = 0.0, 0, time.monotonic()
+        self.tokens = self.sentences = 0
+
+    def add(self, loss: float, tokens: int, sentences: int) -> None:
+        """Count one step."""
+        self.loss, self.steps = self.loss + loss, self.steps + 1
+        self.tokens, self.sentences = self.tokens + tokens, self.sentences + sentences
+
+    def summary(self, world_size: int) -> dict[str, float]:
+        """Mean loss, target tokens and sentences per second (all ranks) of the window, and the
+        one-minute load average: a run on a machine busy with other work is slow, and says why."""
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "train_loss": round(self.loss / max(self.steps, 1), 4),
+            "tokens_per_s": round(self.tokens * world_size / seconds, 1),
+            "sentences_per_s": round(self.sentences * world_size / seconds, 1),
+            "load_avg": round(os.getloadavg()[0], 2),
+        }
+
+
+def _log(trainer: Trainer, meter: Meter, started: float) -> None:
+    progress = trainer.progress
+    record: dict[str, Any] = {
+        "step": progress.step,
+        "epoch": trainer.batches.epoch,
+        **meter.summary(trainer.context.world_size),
+        "lr": progress.history.get("lr", 0.0),
+        "elapsed_s": round(progress.elapsed + time.monotonic() - started, 1),
+    }
+    trainer.log.write(record)
+    meter.reset()
+
+
+def _bar(trainer: Trainer) -> tqdm[Any]:
+    config = trainer.config.train
+    total = config.max_steps if config.max_steps > 0 else None
+    disable = not (config.progress and trainer.context.is_main and sys.stderr.isatty())
+    return tqdm(
+        total=total, initial=trainer.progress.step, unit="step", disable=disable, dynamic_ncols=True
+    )
+
+
+def _show(bar: tqdm[Any], meter: Meter, trainer: Trainer, started: float) -> None:
+    if bar.disable:
+        return
+    bar.update(1)
+    summary = meter.summary(trainer.context.world_size)
+    left = time_left(trainer.progress, started, trainer.config.train.max_minutes)
+    postfix = {
+        "loss": f"{summary['train_loss']:.3f}",
+        "tok/s": f"{summary['tokens_per_s']:.0f}",
+        "load": f"{summary['load_avg']:.1f}",
+    }
+    if math.isfinite(left):
+        postfix["left"] = f"{left / 60:.1f}m"
+    bar.set_postfix(postfix, refresh=False)

@@ -28,8 +28,8 @@ from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
 from training.data import describe_source, encode_split, encode_stream, iter_pairs, load_split
-from training.fit import fit
-from training.loop import Trainer, check_training_precision
+from training.loop import fit
+from training.trainer import Trainer, check_training_precision
 from training.validation import Validator
 
 
