@@ -54,8 +54,12 @@ class Checkpoint:
     training_state: dict[str, Any] = field(default_factory=dict)
     """Optimizer, scheduler, RNG and data position for `--resume`; empty in exported models."""
     parameters: int = 0
-    """Weights in the model, counted from `model_state` when the checkpoint was made or read
-    (kept when `load_checkpoint(weights=False)` leaves the weights out)."""
+    """Weights in the model, counted from `model_state` when the checkpoint is made (kept when
+    `load_checkpoint(weights=False)` leaves the weights out)."""
+
+    def __post_init__(self) -> None:
+        if self.model_state:
+            self.parameters = parameter_count(self.model_state)
 
     @classmethod
     def from_model(
@@ -63,13 +67,7 @@ class Checkpoint:
     ) -> Checkpoint:
         """Snapshot a model's current weights (moved to CPU) with its tokenizers."""
         state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-        return cls(
-            config=model.config,
-            model_state=state,
-            tokenizers=tokenizers,
-            parameters=parameter_count(state),
-            **fields,
-        )
+        return cls(config=model.config, model_state=state, tokenizers=tokenizers, **fields)
 
     def build_model(self) -> Seq2Seq | Ensemble:
         """The `Seq2Seq` (or `Ensemble`) with this checkpoint's config and weights, in eval
@@ -238,7 +236,6 @@ def load_checkpoint(path: str | os.PathLike[str], *, weights: bool = True) -> Ch
     try:
         checkpoint = _parse(payload)
         check_shapes(checkpoint.config, checkpoint.model_state)
-        checkpoint.parameters = parameter_count(checkpoint.model_state)
         if not weights:
             checkpoint.model_state, checkpoint.training_state = {}, {}
             return checkpoint
