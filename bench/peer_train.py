@@ -40,7 +40,7 @@ PRESET = peers.REPO / "training/configs/multi30k_de_en.yaml"
 def train_peer(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
     """Train OpenNMT-py for `minutes` through its script; its figures and validation ppl."""
     env = peers.script_env(
-        {**size.peer_env(), "ONMT_RUN_DIR": str(run_dir), "TRAIN_MINUTES": str(minutes)}
+        {**size.peer_env(), "ONMT_RUN_DIR": str(run_dir.resolve()), "TRAIN_MINUTES": str(minutes)}
     )
     load = os.getloadavg()[0]
     subprocess.run(
