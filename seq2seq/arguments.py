@@ -8,9 +8,10 @@ into one checked `SearchOptions`. `UsageError` is how any command reports a user
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from seq2seq.precision import PRECISIONS
-from seq2seq.search import SearchOptions
+from seq2seq.search import BeamFinish, SearchOptions
 
 
 class UsageError(Exception):
@@ -26,7 +27,14 @@ def add_decoding_arguments(parser: argparse.ArgumentParser, *, precision_help: s
         default=1.0,
         help="beam scores are log-prob / length ** this (0: no normalisation)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument(
+        "--beam-finish",
+        choices=get_args(BeamFinish),
+        default=SearchOptions.finish,
+        help="a sentence's search ends when its likeliest candidate ends ('best', as "
+        "OpenNMT-py does) or once --beam-size hypotheses have ended ('all')",
+    )
+    parser.add_argument("--batch-size", type=int, default=128, help="sentences per batch")
     parser.add_argument("--max-length", type=int, default=256, help="output subwords at most")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision_help)
@@ -48,6 +56,7 @@ def search_options(args: argparse.Namespace, *, n_best: int = 1) -> SearchOption
             n_best=n_best,
             length_penalty=args.length_penalty,
             max_length=args.max_length,
+            finish=args.beam_finish,
         )
     except ValueError as error:  # name the option as the user wrote it
         message = str(error).replace("beam_size", "--beam-size").replace("n_best", "--n-best")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -20,6 +20,11 @@ from seq2seq.model import State
 
 StopFn = Callable[[], bool]
 """Asked before every decoder step: True ends the search early (its caller has gone)."""
+
+BeamFinish = Literal["best", "all"]
+"""When a sentence's beam search is done: "best", as soon as its likeliest candidate ends
+(OpenNMT-py's rule: exact without a length penalty, since extending a live beam only lowers
+its log-prob); "all", once `beam_size` hypotheses have ended (more steps, rarely better)."""
 
 
 class Decodable(Protocol):
@@ -50,6 +55,8 @@ class SearchOptions:
     """... (see `max_length_a`) ..."""
     max_length: int = 256
     """... and never more than this."""
+    finish: BeamFinish = "all"
+    """When a sentence's beam search is done (see `BeamFinish`)."""
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -160,11 +167,13 @@ def beam_search(
     beam_size: int = 5,
     length_penalty: float = 1.0,
     n_best: int = 1,
+    finish: BeamFinish = "all",
     stop: StopFn | None = None,
 ) -> list[list[Hypothesis]]:
     """The `n_best` best of `beam_size` hypotheses per sentence, best first.
 
-    A sentence is done once `beam_size` hypotheses have ended (by EOS or at its `max_len`).
+    A sentence is done once `beam_size` hypotheses have ended (by EOS or at its `max_len`),
+    or with `finish="best"` once its likeliest candidate ends and `n_best` have ended.
     Scores are log-prob / length ** `length_penalty`; beam size 1 is exactly greedy search.
     `stop` returning True ends the search: sentences not done get what has ended so far.
     """
@@ -181,6 +190,9 @@ def beam_search(
             beams.state = _repeat(beams.state, beam_size)
         top_scores, origin, token = _candidates(logits, beams.scores, 2 * beam_size)
         _finish(beams, finished, top_scores, origin, token, step, length_penalty)
+        if finish == "best":  # done: the likeliest candidate has just ended
+            first = (token[:, 0] == EOS_ID) & (beams.num_finished >= n_best)  # [b]
+            beams.num_finished.masked_fill_(first, beam_size)
         live = top_scores.masked_fill(token == EOS_ID, -math.inf)  # [b, 2K]
         beams.scores, pick = live.topk(beam_size, dim=1)  # [b, K]
         origin, token = origin.gather(1, pick), token.gather(1, pick)  # [b, K]

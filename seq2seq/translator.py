@@ -218,6 +218,7 @@ class Translator(TextCodec):
             beam_size=options.beam_size,
             length_penalty=options.length_penalty,
             n_best=options.n_best,
+            finish=options.finish,
             stop=stop,
         )
 

@@ -103,3 +103,41 @@ def test_candidates_match_scoring_every_beam_and_token(beam_size: int, vocab: in
     assert torch.allclose(best[finite], expected[finite], atol=1e-5)
     assert torch.equal(origin[finite], (index // vocab)[finite])
     assert torch.equal(token[finite], (index % vocab)[finite])
+
+
+def _counting(model: torch.nn.Module) -> list[int]:
+    """Count the decoder rows `model` steps from now on (beams included)."""
+    counter, step = [0], model.decode_step
+
+    def counted(tokens: torch.Tensor, state: tuple[torch.Tensor, ...]) -> object:
+        counter[0] += tokens.numel()
+        return step(tokens, state)
+
+    model.decode_step = counted  # type: ignore[method-assign]
+    return counter
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_finishing_at_the_best_candidate_is_exact_without_length_penalty(seed: int) -> None:
+    """With scores unnormalised, a live beam only loses log-prob, so once the likeliest
+    candidate ends no later hypothesis can beat it: "best" returns what "all" does, in
+    fewer decoder rows."""
+    model, (src, src_len) = random_model(seed, eos_bias=1.0), random_batch(seed)
+    max_len = max_lengths(src_len, a=1.5, b=3, cap=20)
+    rows = {}
+    results = {}
+    for finish in ("all", "best"):
+        counter = _counting(model)
+        results[finish] = beam_search(
+            model, src, src_len, max_len=max_len, beam_size=4, length_penalty=0.0, finish=finish
+        )
+        rows[finish] = counter[0]
+        del model.decode_step
+    assert [hyps[0] for hyps in results["best"]] == [hyps[0] for hyps in results["all"]]
+    assert rows["best"] < rows["all"]
+
+
+def test_finishing_at_the_best_candidate_still_returns_n_best(translator: Translator) -> None:
+    options = SearchOptions(beam_size=4, n_best=3, finish="best")
+    for hyps in translator.search(translator.encode(SOURCES), options):
+        assert len(hyps) == 3 and len({tuple(hyp.tokens) for hyp in hyps}) == 3

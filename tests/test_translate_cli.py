@@ -24,6 +24,22 @@ def test_stdin_to_stdout(
     assert capsys.readouterr().out.splitlines() == expected
 
 
+def test_beam_finish_option_reaches_the_search(
+    tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
+    args = ["--model", str(tiny_checkpoint_path), "--beam-size", "3", "--length-penalty", "0"]
+    assert main(["translate", *args, "--beam-finish", "best"]) == 0
+    expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(
+        LINES, SearchOptions(beam_size=3, length_penalty=0.0, finish="best")
+    )
+    assert capsys.readouterr().out.splitlines() == expected
+    with pytest.raises(SystemExit) as exit_info:  # argparse names the choices
+        main(["translate", *args, "--beam-finish", "first"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'first'" in capsys.readouterr().err
+
+
 def test_several_models_translate_as_their_ensemble(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
