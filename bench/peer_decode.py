@@ -1,11 +1,12 @@
 """Decoding speed against OpenNMT-py: whole `translate` commands on test_2016_flickr, back to back.
 
-Times `seq2seq translate` and `onmt_translate` (through the peer venv of `../shared/peers/`)
-as users run them, process start to exit, each with its defaults (batch sizes: ours 64
-sentences, the peer's 30), greedy and beam 5, on models of the same size trained by
-`bench.peer_train` for the same minutes. The commands alternate, and each figure is the best
-of `--repeats`. The peer reads subwords encoded beforehand and writes subwords (its
-SentencePiece work is outside its timing); ours reads and writes plain text. BLEU of both
+Times `seq2seq translate` (fp32, and int8 unless `--precisions` says otherwise) and
+`onmt_translate` (through the peer venv of `../shared/peers/`) as users run them, process
+start to exit, each with its defaults (batch sizes: ours 128 sentences, the peer's 30), greedy
+and beam 5, on models of the same size trained by `bench.peer_train` for the same minutes.
+The commands take turns, and each figure is the best of `--repeats`. The peer reads subwords
+encoded beforehand and writes subwords (its SentencePiece work is outside its timing); ours
+reads and writes plain text. BLEU of both
 outputs is beside the times, so a fast command is not a short one.
 
     python -m bench.peer_decode --ours runs/peer_train/preset-ours-0/best.pt \
@@ -31,14 +32,16 @@ from bench.timing import table, wait_for_quiet
 
 SECTION = "Decoding speed against OpenNMT-py (test_2016_flickr de->en)"
 TEST = "test_2016_flickr"
-HEADER = ["search", "onmt_translate s", "seq2seq translate s", "speed-up", "BLEU peer", "BLEU ours"]
+HEADER = ["search", "ours at", "onmt_translate s", "seq2seq translate s", "speed-up",
+          "BLEU peer", "BLEU ours"]  # fmt: skip
 
 
-def ours_command(model: Path, beam: int, output: Path) -> list[str]:
+def ours_command(model: Path, beam: int, output: Path, precision: str) -> list[str]:
     """`seq2seq translate` on the raw German test set."""
     source = peers.PEERS / "work" / "raw" / f"{TEST}.de"
     return [sys.executable, "-m", "seq2seq.cli", "translate", "--model", str(model),
-            "--input", str(source), "--output", str(output), "--beam-size", str(beam)]  # fmt: skip
+            "--input", str(source), "--output", str(output), "--beam-size", str(beam),
+            "--precision", precision]  # fmt: skip
 
 
 def peer_command(model: Path, beam: int, output: Path) -> list[str]:
@@ -66,21 +69,29 @@ def bleu(output: Path, *, pieces: bool) -> float:
     return float(sacrebleu.corpus_bleu(lines, [references]).score)
 
 
-def measure(args: argparse.Namespace, beam: int, scratch: Path) -> list[object]:
-    """Best-of-repeats seconds and BLEU of both commands at `beam`, alternating them."""
-    ours_out, peer_out = scratch / f"ours.{beam}.txt", scratch / f"peer.{beam}.sp"
-    ours, peer = [], []
+def measure(args: argparse.Namespace, beam: int, scratch: Path) -> list[list[object]]:
+    """Best-of-repeats seconds and BLEU of the peer's command and ours at each of
+    `args.precisions`, at `beam`, taking turns."""
+    peer_out = scratch / f"peer.{beam}.sp"
+    outputs = {precision: scratch / f"ours.{beam}.{precision}.txt" for precision in args.precisions}
+    ours: dict[str, list[float]] = {precision: [] for precision in args.precisions}
+    peer = []
     for _ in range(args.repeats):
-        ours.append(timed(ours_command(args.ours, beam, ours_out)))
+        for precision, output in outputs.items():
+            ours[precision].append(timed(ours_command(args.ours, beam, output, precision)))
         peer.append(timed(peer_command(args.peer, beam, peer_out)))
-    best_ours, best_peer = min(ours), min(peer)
+    best_peer, peer_bleu = min(peer), bleu(peer_out, pieces=True)
     return [
-        "greedy" if beam == 1 else f"beam {beam}",
-        f"{best_peer:.2f}",
-        f"{best_ours:.2f}",
-        f"**{best_peer / best_ours:.2f}x**",
-        f"{bleu(peer_out, pieces=True):.2f}",
-        f"{bleu(ours_out, pieces=False):.2f}",
+        [
+            "greedy" if beam == 1 else f"beam {beam}",
+            precision,
+            f"{best_peer:.2f}",
+            f"{min(ours[precision]):.2f}",
+            f"**{best_peer / min(ours[precision]):.2f}x**",
+            f"{peer_bleu:.2f}",
+            f"{bleu(output, pieces=False):.2f}",
+        ]
+        for precision, output in outputs.items()
     ]
 
 
@@ -89,6 +100,10 @@ def main() -> int:
     parser.add_argument("--ours", type=Path, default=peers.OUR_MODEL)
     parser.add_argument("--peer", type=Path, default=peers.PEER_MODEL)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command; best kept")
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"],
+        help="our translate's --precision values to time (the peer runs in fp32)",
+    )  # fmt: skip
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
     reason = peers.missing() or ("" if args.peer.is_file() else f"no peer model at {args.peer}")
@@ -98,13 +113,14 @@ def main() -> int:
     wait_for_quiet()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
-        rows = [measure(args, beam, Path(scratch)) for beam in (1, 5)]
+        rows = [row for beam in (1, 5) for row in measure(args, beam, Path(scratch))]
     body = "\n".join(
         [
             f"Models: ours `{args.ours}`, the peer's `{args.peer}` (same size, trained for the "
-            f"same minutes by `bench.peer_train`). 1,000 sentences, fp32 on the CPU, 2 threads; "
-            f"best of {args.repeats}, alternating. Load average {load:.2f} before, "
-            f"{os.getloadavg()[0]:.2f} after.",
+            f"same minutes by `bench.peer_train`). 1,000 sentences on the CPU, 2 threads, the "
+            "peer in fp32 and ours at each precision (int8: dynamic quantisation of the LSTM "
+            f"and linear weights, `--precision int8`); best of {args.repeats}, taking turns. "
+            f"Load average {load:.2f} before, {os.getloadavg()[0]:.2f} after.",
             "",
             table(HEADER, rows),
         ]

@@ -2,7 +2,8 @@
 
 Starts `onmt_server` (Flask under waitress, as `../shared/peers/06_serve_onmt.sh` configures
 it: CPU, batches of 30, SentencePiece inside the server) and `seq2seq serve` with its
-defaults, one at a time, each on a model of the same size (`bench.peer_train`'s), and loads
+defaults (in fp32, and again with `--precision int8` unless `--precisions` says otherwise),
+one at a time, each on a model of the same size (`bench.peer_train`'s), and loads
 each with wrk (one C thread) sending one raw German test_2016_flickr sentence per request, in
 each server's own request format: `[{"src": ..., "id": 100}]` to `/translator/translate` and
 LibreTranslate's `{"q": ..., "source": "de", "target": "en"}` to `/translate`. Each phase
@@ -106,11 +107,13 @@ def measure_peer(args: argparse.Namespace, beam: int, texts: list[str]) -> list[
             ]
 
 
-def measure_ours(args: argparse.Namespace, beam: int, texts: list[str]) -> list[Phase]:
+def measure_ours(
+    args: argparse.Namespace, beam: int, texts: list[str], precision: str
+) -> list[Phase]:
     """seq2seq serve at every concurrency."""
     port = free_port()
     command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", str(args.ours),
-               "--port", str(port), "--beam-size", str(beam)]  # fmt: skip
+               "--port", str(port), "--beam-size", str(beam), "--precision", precision]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with running(command, f"{base}/ready"):
         bodies: list[object] = [{"q": text, "source": "de", "target": "en"} for text in texts]
@@ -118,28 +121,26 @@ def measure_ours(args: argparse.Namespace, beam: int, texts: list[str]) -> list[
 
 
 def rows(
-    beam: int, concurrency: list[int], peer: list[Phase], ours: list[Phase]
+    beam: int, concurrency: list[int], peer: list[Phase], ours: dict[str, list[Phase]]
 ) -> list[list[object]]:
-    """Table rows of one search: per concurrency the peer, ours, and the ratio."""
+    """Table rows of one search: per concurrency the peer, then ours at each precision with
+    its ratio to the peer."""
     search = "greedy" if beam == 1 else f"beam {beam}"
     out: list[list[object]] = []
-    for c, theirs, mine in zip(concurrency, peer, ours, strict=True):
-        for name, phase in (("onmt_server", theirs), ("seq2seq serve", mine)):
-            rate = phase.sent / phase.seconds
-            out.append(
-                [
-                    search,
-                    c,
-                    name,
-                    f"{rate:.1f}",
-                    f"{phase.p50:.0f}",
-                    f"{phase.p99:.0f}",
-                    phase.errors,
-                ]
-            )
-        ratio = (mine.sent / mine.seconds) / (theirs.sent / theirs.seconds)
-        out.append([search, c, "**ratio**", f"**{ratio:.1f}x**", "", "", ""])
+    for index, (c, theirs) in enumerate(zip(concurrency, peer, strict=True)):
+        out.append(_row(search, c, "onmt_server", theirs))
+        for precision, phases in ours.items():
+            mine = phases[index]
+            out.append(_row(search, c, f"seq2seq serve, {precision}", mine))
+            ratio = (mine.sent / mine.seconds) / (theirs.sent / theirs.seconds)
+            out.append([search, c, f"**ratio, {precision}**", f"**{ratio:.1f}x**", "", "", ""])
     return out
+
+
+def _row(search: str, concurrency: int, server: str, phase: Phase) -> list[object]:
+    rate = phase.sent / phase.seconds
+    return [search, concurrency, server, f"{rate:.1f}", f"{phase.p50:.0f}", f"{phase.p99:.0f}",
+            phase.errors]  # fmt: skip
 
 
 def main() -> int:
@@ -149,6 +150,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"],
+        help="our server's --precision values to load (the peer runs in fp32)",
+    )  # fmt: skip
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
     reason = peers.missing() or ("" if args.peer.is_file() and args.ours.is_file() else "no models")
@@ -159,7 +164,8 @@ def main() -> int:
     wait_for_quiet()
     load_before, table_rows = os.getloadavg()[0], []
     for beam in args.beams:
-        peer, ours = measure_peer(args, beam, texts), measure_ours(args, beam, texts)
+        peer = measure_peer(args, beam, texts)
+        ours = {p: measure_ours(args, beam, texts, p) for p in args.precisions}
         table_rows += rows(beam, args.concurrency, peer, ours)
     body = "\n".join(
         [
