@@ -17,6 +17,7 @@ token at the end (each toolkit's own subwords: 15.7 tokens a sentence for both).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -81,11 +82,15 @@ def onmt_val_ppl(model: Path) -> float:
     return math.exp(-float(match.group(1)) * len(lines) / tokens)
 
 
-def train_ours(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
-    """Train this project for `minutes` with the README's command; its figures."""
+def train_ours(
+    size: Size, minutes: int, run_dir: Path, overrides: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Train this project for `minutes` with the README's command (and `overrides`, each
+    "section.key=value"); its figures."""
     command = [
         sys.executable, "-m", "seq2seq.cli", "train", str(PRESET), f"--run_dir={run_dir}",
         f"--train.max_minutes={minutes}", "--train.progress=false", *size.our_overrides(),
+        *(f"--{override}" for override in overrides),
     ]  # fmt: skip
     load = os.getloadavg()[0]
     run_dir.mkdir(parents=True)
@@ -110,8 +115,9 @@ def train_ours(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
 def run_size(size: Size, args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
     """`args.rounds` back-to-back pairs of runs at `size`, alternating which goes first."""
     results = []
+    ours = functools.partial(train_ours, overrides=tuple(args.override))
     for round_ in range(args.rounds):
-        jobs = [("peer", train_peer), ("ours", train_ours)]
+        jobs = [("peer", train_peer), ("ours", ours)]
         for name, job in jobs if round_ % 2 == 0 else jobs[::-1]:
             wait_for_quiet()
             run_dir = scratch / f"{size.name}-{name}-{round_}"
@@ -151,6 +157,13 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[list[object]]:
     return rows
 
 
+def overrides(args: argparse.Namespace) -> str:
+    """The clause naming our runs' preset overrides, if any."""
+    if not args.override:
+        return ""
+    return ", with " + ", ".join(f"`--{override}`" for override in args.override)
+
+
 def run_row(result: dict[str, Any]) -> list[object]:
     """One run as a table row."""
     load = result["load"]
@@ -180,7 +193,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "(2 threads each). Sizes: preset = 1 LSTM layer a side, embeddings and hidden 256; "
             "2x512 = 2 layers of 512, embeddings 256. Ours: rates over its whole training loop, "
             f"its validations (every {load_config(PRESET, []).train.eval_every} steps) and "
-            "checkpoints included. OpenNMT-py: from its "
+            f"checkpoints included{overrides(args)}. OpenNMT-py: from its "
             "first progress report to its last, which leaves out its reading of the corpus "
             "(ours reads it before the loop); its scripts validate and save only at the end. "
             "Perplexity: validation references, per target subword of each toolkit (about "
@@ -201,6 +214,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="back-to-back pairs per size")
     parser.add_argument("--work", type=Path, default=peers.RUNS, help="where the runs stay")
     parser.add_argument("--notes", default="", help="a sentence added to the section")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="a preset setting for our runs only, e.g. tokenizer.vocab_size=4000 (repeatable; "
+        "give another --work so earlier runs are not reused)",
+    )  # fmt: skip
+    parser.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
@@ -210,7 +229,7 @@ def main() -> int:
         return 0
     results = [r for name in args.sizes for r in run_size(SIZES[name], args, args.work)]
     body = report(results, args)
-    publish(SECTION, body, write=args.write)
+    publish(args.section, body, write=args.write)
     return 0
 
 
