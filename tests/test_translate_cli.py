@@ -4,20 +4,31 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import seq2seq.translator
 from seq2seq import SearchOptions, Translator
 from seq2seq.cli import main
+from seq2seq.search import Hypothesis, beam_search
 
 LINES = ["eins zwei", "", "drei vier fünf"]
+
+
+def translate_lines(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> int:
+    """`seq2seq translate ARGS` with LINES on stdin; its exit status."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
+    return main(["translate", *args])
 
 
 def test_stdin_to_stdout(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
-    assert main(["translate", "--model", str(tiny_checkpoint_path), "--beam-size", "2"]) == 0
+    assert (
+        translate_lines(monkeypatch, ["--model", str(tiny_checkpoint_path), "--beam-size", "2"])
+        == 0
+    )
     expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(
         LINES, SearchOptions(beam_size=2)
     )
@@ -27,11 +38,18 @@ def test_stdin_to_stdout(
 def test_beam_finish_option_reaches_the_search(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
-    args = ["--model", str(tiny_checkpoint_path), "--beam-size", "3", "--length-penalty", "0"]
-    assert main(["translate", *args, "--beam-finish", "best"]) == 0
+    finishes: list[str] = []
+
+    def recording(*args: Any, **kwargs: Any) -> list[list[Hypothesis]]:
+        finishes.append(kwargs["finish"])
+        return beam_search(*args, **kwargs)
+
+    monkeypatch.setattr(seq2seq.translator, "beam_search", recording)
+    args = ["--model", str(tiny_checkpoint_path), "--beam-size", "3"]
+    assert translate_lines(monkeypatch, [*args, "--beam-finish", "best"]) == 0
+    assert finishes and set(finishes) == {"best"}
     expected = Translator.load(tiny_checkpoint_path, device="cpu").translate(
-        LINES, SearchOptions(beam_size=3, length_penalty=0.0, finish="best")
+        LINES, SearchOptions(beam_size=3, finish="best")
     )
     assert capsys.readouterr().out.splitlines() == expected
     with pytest.raises(SystemExit) as exit_info:  # argparse names the choices
@@ -43,9 +61,8 @@ def test_beam_finish_option_reaches_the_search(
 def test_several_models_translate_as_their_ensemble(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
     model = ["--model", str(tiny_checkpoint_path)]
-    assert main(["translate", *model, *model, "--beam-size", "3"]) == 0
+    assert translate_lines(monkeypatch, [*model, *model, "--beam-size", "3"]) == 0
     alone = Translator.load(tiny_checkpoint_path, device="cpu")
     expected = alone.translate(LINES, SearchOptions(beam_size=3))
     assert capsys.readouterr().out.splitlines() == expected
@@ -64,9 +81,8 @@ def test_models_with_other_tokenizers_are_one_line_exit_2(
 def test_n_best_lists_rank_the_beams_translations_of_each_line(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
     model = ["--model", str(tiny_checkpoint_path), "--beam-size", "4", "--batch-size", "2"]
-    assert main(["translate", *model, "--n-best", "3"]) == 0
+    assert translate_lines(monkeypatch, [*model, "--n-best", "3"]) == 0
     entries = [line.split(" ||| ") for line in capsys.readouterr().out.splitlines()]
     assert [number for number, _, _ in entries] == ["0"] * 3 + ["1"] + ["2"] * 3
     assert entries[3] == ["1", "", "0.0000"]  # an empty line still gets its entry
@@ -82,9 +98,8 @@ def test_n_best_lists_rank_the_beams_translations_of_each_line(
 def test_int8_precision(
     tiny_checkpoint_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(LINES) + "\n"))
-    args = ["translate", "--model", str(tiny_checkpoint_path), "--precision", "int8"]
-    assert main(args) == 0
+    args = ["--model", str(tiny_checkpoint_path), "--precision", "int8"]
+    assert translate_lines(monkeypatch, args) == 0
     int8 = Translator.load(tiny_checkpoint_path, device="cpu", precision="int8")
     assert capsys.readouterr().out.splitlines() == int8.translate(LINES, SearchOptions(beam_size=5))
 
