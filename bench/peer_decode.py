@@ -6,8 +6,8 @@ start to exit, each with its defaults (batch sizes: ours 128 sentences, the peer
 and beam 5, on models of the same size trained by `bench.peer_train` for the same minutes.
 The commands take turns, and each figure is the best of `--repeats`. The peer reads subwords
 encoded beforehand and writes subwords (its SentencePiece work is outside its timing); ours
-reads and writes plain text. BLEU of both
-outputs is beside the times, so a fast command is not a short one.
+reads and writes plain text. BLEU of both outputs is beside the times, so a fast command is
+not a short one.
 
     python -m bench.peer_decode --ours runs/peer_train/preset-ours-0/best.pt \
         --peer runs/peer_train/preset-peer-0/final.pt
@@ -81,18 +81,14 @@ def measure(args: argparse.Namespace, beam: int, scratch: Path) -> list[list[obj
             ours[precision].append(timed(ours_command(args.ours, beam, output, precision)))
         peer.append(timed(peer_command(args.peer, beam, peer_out)))
     best_peer, peer_bleu = min(peer), bleu(peer_out, pieces=True)
-    return [
-        [
-            "greedy" if beam == 1 else f"beam {beam}",
-            precision,
-            f"{best_peer:.2f}",
-            f"{min(ours[precision]):.2f}",
-            f"**{best_peer / min(ours[precision]):.2f}x**",
-            f"{peer_bleu:.2f}",
-            f"{bleu(output, pieces=False):.2f}",
-        ]
-        for precision, output in outputs.items()
-    ]
+    search = "greedy" if beam == 1 else f"beam {beam}"
+    rows: list[list[object]] = []
+    for precision, output in outputs.items():
+        best = min(ours[precision])
+        rows.append([search, precision, f"{best_peer:.2f}", f"{best:.2f}",
+                     f"**{best_peer / best:.2f}x**", f"{peer_bleu:.2f}",
+                     f"{bleu(output, pieces=False):.2f}"])  # fmt: skip
+    return rows
 
 
 def main() -> int:
