@@ -139,12 +139,18 @@ class TokenizerPair:
         pairs: Sequence[tuple[str, str]],
         *,
         vocab_size: int,
+        tgt_vocab_size: int | None = None,
         joint: bool = False,
         model_type: str = "unigram",
         seed: int = 0,
     ) -> TokenizerPair:
-        """Train source/target models on sentence pairs (one joint model if `joint`)."""
+        """Train source/target models on sentence pairs (one joint model if `joint`).
+
+        `vocab_size` bounds the source model, `tgt_vocab_size` the target one (None: the same).
+        """
         if joint:
+            if tgt_vocab_size not in (None, vocab_size):
+                raise ValueError("a joint model has one vocabulary: leave tgt_vocab_size unset")
             texts = [text for pair in pairs for text in pair]
             shared = Tokenizer.train(texts, vocab_size=vocab_size, model_type=model_type, seed=seed)
             return cls(shared, shared)
@@ -152,6 +158,9 @@ class TokenizerPair:
             (s for s, _ in pairs), vocab_size=vocab_size, model_type=model_type, seed=seed
         )
         tgt = Tokenizer.train(
-            (t for _, t in pairs), vocab_size=vocab_size, model_type=model_type, seed=seed
+            (t for _, t in pairs),
+            vocab_size=tgt_vocab_size or vocab_size,
+            model_type=model_type,
+            seed=seed,
         )
         return cls(src, tgt)

@@ -72,6 +72,14 @@ def test_joint_and_separate_pairs() -> None:
     assert joint.src.decode(joint.src.encode(["zwei two"])) == ["zwei two"]
 
 
+def test_source_and_target_sizes_can_differ() -> None:
+    pairs = number_pairs(300)
+    pair = TokenizerPair.train(pairs, vocab_size=30, tgt_vocab_size=20)
+    assert (pair.src.vocab_size, pair.tgt.vocab_size) == (30, 20)
+    with pytest.raises(ValueError, match="joint model has one vocabulary"):
+        TokenizerPair.train(pairs, vocab_size=30, tgt_vocab_size=20, joint=True)
+
+
 def test_unknown_model_type() -> None:
     with pytest.raises(ValueError, match="model_type"):
         Tokenizer.train(["a b c"], vocab_size=10, model_type="word-level")

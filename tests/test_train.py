@@ -254,6 +254,14 @@ def test_end_to_end_on_multi30k_subset(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(losses) >= 2
 
 
+def test_the_target_vocabulary_sets_the_output_layer(tmp_path: Path) -> None:
+    sizes = {"tokenizer__src_vocab_size": 30, "tokenizer__tgt_vocab_size": 20}
+    overrides = tiny_overrides(tmp_path, "run", train__max_steps=2, **sizes)
+    checkpoint = load_checkpoint(train(load_config(TINY, overrides)).best)
+    assert (checkpoint.config.src_vocab_size, checkpoint.config.tgt_vocab_size) == (30, 20)
+    assert checkpoint.model_state["decoder.output.weight"].shape == (20, 32)
+
+
 def test_streaming_training(tmp_path: Path) -> None:
     overrides = tiny_overrides(tmp_path, "run", train__max_steps=5, data__streaming="true")
     outcome = train(load_config(TINY, overrides))

@@ -125,6 +125,17 @@ def test_bad_values_are_rejected(tmp_path: Path, override: str, message: str) ->
         load_config(path, [override])
 
 
+def test_source_and_target_vocabularies_have_their_own_sizes(tmp_path: Path) -> None:
+    path = write(tmp_path, {"train": {"max_steps": 5}, "tokenizer": {"vocab_size": 5000}})
+    assert load_config(path).tokenizer.sizes == (5000, 5000)
+    sizes = ["--tokenizer.src_vocab_size=8000", "--tokenizer.tgt_vocab_size=4000"]
+    assert load_config(path, sizes).tokenizer.sizes == (8000, 4000)
+    assert load_config(path, sizes[1:]).tokenizer.sizes == (5000, 4000)
+    message = "^tokenizer.joint takes vocab_size only, not src_vocab_size or tgt_vocab_size$"
+    with pytest.raises(ValueError, match=message):
+        load_config(path, ["--tokenizer.joint=true", sizes[0]])
+
+
 def test_the_model_options_arrive_as_typed_fields(tmp_path: Path) -> None:
     path = write(tmp_path, {"train": {"max_steps": 5}})
     overrides = ["--model.cell=gru", "--model.bidirectional_encoder=true", "--model.residual=yes"]

@@ -82,11 +82,24 @@ class TokenizerConfig:
     """SentencePiece models, trained on the training split once and kept in the run directory."""
 
     vocab_size: Positive = 8000
-    """Subword vocabulary size (an upper bound for small corpora)."""
+    """Subword vocabulary size (an upper bound for small corpora), of each language's model."""
+    src_vocab_size: Positive | None = None
+    """Source model's size instead; null: vocab_size. Cheap: only an embedding grows."""
+    tgt_vocab_size: Positive | None = None
+    """Target model's size instead; null: vocab_size. It is the output layer's width."""
     joint: bool = False
-    """One SentencePiece model shared by source and target."""
+    """One SentencePiece model shared by source and target (vocab_size pieces)."""
     model_type: Literal["unigram", "bpe"] = "unigram"
     """'unigram' or 'bpe'."""
+
+    def __post_init__(self) -> None:
+        if self.joint and (self.src_vocab_size or self.tgt_vocab_size):
+            raise ValueError("joint takes vocab_size only, not src_vocab_size or tgt_vocab_size")
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """(source, target) vocabulary sizes."""
+        return self.src_vocab_size or self.vocab_size, self.tgt_vocab_size or self.vocab_size
 
 
 @dataclass(config=STRICT)

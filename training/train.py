@@ -155,9 +155,11 @@ def prepare_tokenizers(config: TrainConfig) -> TokenizerPair:
         raise ValueError(f"the {config.data.train_split!r} split has no sentence pairs")
     settings = config.tokenizer
     try:
+        src_size, tgt_size = settings.sizes
         tokenizers = TokenizerPair.train(
             pairs,
-            vocab_size=settings.vocab_size,
+            vocab_size=src_size,
+            tgt_vocab_size=tgt_size,
             joint=settings.joint,
             model_type=settings.model_type,
             seed=config.seed,
