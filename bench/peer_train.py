@@ -10,8 +10,13 @@ Multi30k's 29,000 training pairs. It reports optimizer steps, training sentences
 tokens per second over each training loop (ours includes its validations and checkpoints;
 the peer's, as configured by its scripts, does neither), and validation perplexity per target
 token at the end (each toolkit's own subwords: 15.7 tokens a sentence for both).
+Target tokens a sentence show what each toolkit trained on: with OpenNMT-py's default
+`bucket_size` (262,144 examples, 9 passes over Multi30k) its batcher keeps one copy of a
+source sentence a batch and drops most copies of the longer sentences, so its sentences are
+shorter than the corpus's; `--peer-bucket 29000` sorts one pass at a time, as ours does.
 
     python -m bench.peer_train --minutes 5 --sizes preset 2x512
+    python -m bench.peer_train --minutes 5 --sizes preset --peer-bucket 29000 --work runs/pb
 """
 
 from __future__ import annotations
@@ -36,13 +41,20 @@ from training.config import load_config
 
 SECTION = "Training speed against OpenNMT-py (Multi30k de->en)"
 PRESET = peers.REPO / "training/configs/multi30k_de_en.yaml"
+CORPUS = 29_000
+"""Multi30k's training pairs."""
+BUCKET = 262_144
+"""OpenNMT-py's default `bucket_size`: the examples it sorts into batches at a time. On
+Multi30k that is 9 passes over the corpus, and its batcher keeps one copy of a source
+sentence a batch, so most copies of the longer, rarer sentences are dropped. 29,000 (one
+pass a bucket) trains on what ours does."""
 
 
-def train_peer(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
-    """Train OpenNMT-py for `minutes` through its script; its figures and validation ppl."""
-    env = peers.script_env(
-        {**size.peer_env(), "ONMT_RUN_DIR": str(run_dir.resolve()), "TRAIN_MINUTES": str(minutes)}
-    )
+def train_peer(size: Size, minutes: int, run_dir: Path, bucket: int = BUCKET) -> dict[str, Any]:
+    """Train OpenNMT-py for `minutes` through its script, sorting `bucket` examples at a time;
+    its figures and validation ppl."""
+    settings = {"ONMT_RUN_DIR": str(run_dir.resolve()), "TRAIN_MINUTES": str(minutes)}
+    env = peers.script_env({**size.peer_env(), **settings, "ONMT_BUCKET_SIZE": str(bucket)})
     load = os.getloadavg()[0]
     subprocess.run(
         ["bash", str(peers.SCRIPTS / "03_train_onmt.sh")],
@@ -58,6 +70,7 @@ def train_peer(size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
         **rates,
         "val_ppl": onmt_val_ppl(run_dir / "final.pt"),
         "load": (load, os.getloadavg()[0]),
+        "bucket": bucket,
     }
 
 
@@ -116,8 +129,9 @@ def run_size(size: Size, args: argparse.Namespace, scratch: Path) -> list[dict[s
     """`args.rounds` back-to-back pairs of runs at `size`, alternating which goes first."""
     results = []
     ours = functools.partial(train_ours, overrides=tuple(args.override))
+    peer = functools.partial(train_peer, bucket=args.peer_bucket)
     for round_ in range(args.rounds):
-        jobs = [("peer", train_peer), ("ours", ours)]
+        jobs = [("peer", peer), ("ours", ours)]
         for name, job in jobs if round_ % 2 == 0 else jobs[::-1]:
             wait_for_quiet()
             run_dir = scratch / f"{size.name}-{name}-{round_}"
@@ -130,7 +144,10 @@ def earlier(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
     saved = run_dir / "result.json"
     if args.retrain or not saved.is_file():
         return None
-    return dict(json.loads(saved.read_text()))
+    result = dict(json.loads(saved.read_text()))
+    if result["toolkit"] == "OpenNMT-py" and result.get("bucket", BUCKET) != args.peer_bucket:
+        return None
+    return result
 
 
 def measured(job: Any, size: Size, minutes: int, run_dir: Path) -> dict[str, Any]:
@@ -164,6 +181,17 @@ def overrides(args: argparse.Namespace) -> str:
     return ", with " + ", ".join(f"`--{override}`" for override in args.override)
 
 
+def bucket_note(bucket: int) -> str:
+    """What the peer's bucket size means for the sentences it trains on."""
+    if bucket > CORPUS:
+        return (
+            f" ({bucket / CORPUS:.0f} passes over the corpus a bucket, and one copy of a source "
+            "sentence a batch: the longer sentences' copies are mostly dropped, so its sentences "
+            "are shorter than the corpus's and more of them fit a batch)"
+        )
+    return " (no more than one pass over the corpus a bucket: every pair trains once a pass)"
+
+
 def run_row(result: dict[str, Any]) -> list[object]:
     """One run as a table row."""
     load = result["load"]
@@ -175,13 +203,14 @@ def run_row(result: dict[str, Any]) -> list[object]:
         f"{result['steps_per_s']:.2f}",
         f"{result['sentences_per_s']:.0f}",
         f"{result['tokens_per_s']:,.0f}",
+        f"{result['tokens_per_s'] / result['sentences_per_s']:.2f}",
         f"{result['val_ppl']:.2f}",
         f"{load[0]:.2f} / {load[1]:.2f}",
     ]
 
 
 RUN_HEADER = ["size", "toolkit", "steps", "loop s", "steps/s", "sentences/s", "target tokens/s",
-              "val ppl", "load before / after"]  # fmt: skip
+              "target tokens a sentence", "val ppl", "load before / after"]  # fmt: skip
 RATIO_HEADER = ["size", "steps/s ours/peer", "sentences/s", "target tokens/s"]
 
 
@@ -195,7 +224,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"its validations (every {load_config(PRESET, []).train.eval_every} steps) and "
             f"checkpoints included{overrides(args)}. OpenNMT-py: from its "
             "first progress report to its last, which leaves out its reading of the corpus "
-            "(ours reads it before the loop); its scripts validate and save only at the end. "
+            "(ours reads it before the loop); its scripts validate and save only at the end; "
+            f"`bucket_size: {args.peer_bucket}`{bucket_note(args.peer_bucket)}. "
             "Perplexity: validation references, per target subword of each toolkit (about "
             "15.7 a sentence in both).",
             "",
@@ -218,6 +248,10 @@ def main() -> int:
         "--override", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="a preset setting for our runs only, e.g. tokenizer.vocab_size=4000 (repeatable; "
         "give another --work so earlier runs are not reused)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--peer-bucket", type=int, default=BUCKET,
+        help=f"OpenNMT-py's bucket_size (default {BUCKET}, its own; {CORPUS}: one pass a bucket)",
     )  # fmt: skip
     parser.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")

@@ -50,6 +50,7 @@ VARIANTS: dict[str, list[str]] = {
         "--model.residual=true",
     ],
     "vocab4000": ["--tokenizer.vocab_size=4000"],
+    "vocab8000_4000": ["--tokenizer.src_vocab_size=8000", "--tokenizer.tgt_vocab_size=4000"],
     "dropout1": ["--model.dropout=0.1"],
     "lstm_seed2": ["--seed=2"],
     "lstm_seed3": ["--seed=3"],
@@ -61,7 +62,9 @@ dropout until 2026-12-07: at today's step speed a 20-minute run makes about 27 e
 0.1 the validation loss rose from the 13th on (the 2026-12-07 series measured it as `lstm`
 against `dropout3`, 0.3, which the preset then adopted).
 vocab4000 trains its own SentencePiece models (4,000 pieces a language, about the target
-vocabulary of the OpenNMT-py comparison), so it cannot join an ensemble of the others."""
+vocabulary of the OpenNMT-py comparison), so it cannot join an ensemble of the others.
+vocab8000_4000 too: a wider source vocabulary (shorter German sentences: more of them fit a
+batch, for one larger embedding) and a narrower target one (a cheaper output layer)."""
 TOKENIZERS = ("spm.de.model", "spm.en.model")
 STALE = ("metrics.jsonl", "best.pt", "last.pt", "variant.json")
 """What an earlier, unfinished run of a variant leaves that a new run must not mix with."""
