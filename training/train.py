@@ -154,8 +154,8 @@ def prepare_tokenizers(config: TrainConfig) -> TokenizerPair:
     if not pairs:
         raise ValueError(f"the {config.data.train_split!r} split has no sentence pairs")
     settings = config.tokenizer
+    src_size, tgt_size = settings.sizes
     try:
-        src_size, tgt_size = settings.sizes
         tokenizers = TokenizerPair.train(
             pairs,
             vocab_size=src_size,
