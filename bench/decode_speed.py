@@ -69,7 +69,7 @@ def counting(translator: Translator) -> Iterator[list[int]]:
         counter[0] += tokens.numel()
         return step(tokens, state)
 
-    model.decode_step = counted  # type: ignore[method-assign]
+    model.decode_step = counted  # type: ignore[method-assign,assignment]
     try:
         yield counter
     finally:

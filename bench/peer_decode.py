@@ -1,6 +1,7 @@
 """Decoding speed against OpenNMT-py: whole `translate` commands on test_2016_flickr, back to back.
 
-Times `seq2seq translate` (fp32, and int8 unless `--precisions` says otherwise) and
+Times `seq2seq translate` (fp32 and int8, each also with `--shortlist`, unless `--modes` says
+otherwise; the shortlist is learnt from the training text first, outside the timings) and
 `onmt_translate` (through the peer venv of `../shared/peers/`) as users run them, process
 start to exit, each with its defaults (batch sizes: ours 128 sentences, the peer's 30), greedy
 and beam 5, on models of the same size trained by `bench.peer_train` for the same minutes.
@@ -36,12 +37,12 @@ HEADER = ["search", "ours at", "onmt_translate s", "seq2seq translate s", "speed
           "BLEU peer", "BLEU ours"]  # fmt: skip
 
 
-def ours_command(model: Path, beam: int, output: Path, precision: str) -> list[str]:
-    """`seq2seq translate` on the raw German test set."""
+def ours_command(model: Path, beam: int, output: Path, mode: str) -> list[str]:
+    """`seq2seq translate` on the raw German test set, at `mode` (`peers.MODES`)."""
     source = peers.PEERS / "work" / "raw" / f"{TEST}.de"
     return [sys.executable, "-m", "seq2seq.cli", "translate", "--model", str(model),
             "--input", str(source), "--output", str(output), "--beam-size", str(beam),
-            "--precision", precision]  # fmt: skip
+            *peers.mode_flags(mode)]  # fmt: skip
 
 
 def peer_command(model: Path, beam: int, output: Path) -> list[str]:
@@ -69,16 +70,19 @@ def bleu(output: Path, *, pieces: bool) -> float:
     return float(sacrebleu.corpus_bleu(lines, [references]).score)
 
 
-def measure(args: argparse.Namespace, beam: int, scratch: Path) -> list[list[object]]:
+def measure(
+    args: argparse.Namespace, beam: int, scratch: Path, shortlisted: Path | None
+) -> list[list[object]]:
     """Best-of-repeats seconds and BLEU of the peer's command and ours at each of
-    `args.precisions`, at `beam`, taking turns."""
+    `args.modes`, at `beam`, taking turns."""
     peer_out = scratch / f"peer.{beam}.sp"
-    outputs = {precision: scratch / f"ours.{beam}.{precision}.txt" for precision in args.precisions}
-    ours: dict[str, list[float]] = {precision: [] for precision in args.precisions}
+    outputs = {mode: scratch / f"ours.{beam}.{mode}.txt" for mode in args.modes}
+    ours: dict[str, list[float]] = {mode: [] for mode in args.modes}
     peer = []
     for _ in range(args.repeats):
-        for precision, output in outputs.items():
-            ours[precision].append(timed(ours_command(args.ours, beam, output, precision)))
+        for mode, output in outputs.items():
+            model = shortlisted if shortlisted and "shortlist" in mode else args.ours
+            ours[mode].append(timed(ours_command(model, beam, output, mode)))
         peer.append(timed(peer_command(args.peer, beam, peer_out)))
     best_peer, peer_bleu = min(peer), bleu(peer_out, pieces=True)
     search = "greedy" if beam == 1 else f"beam {beam}"
@@ -97,8 +101,8 @@ def main() -> int:
     parser.add_argument("--peer", type=Path, default=peers.PEER_MODEL)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command; best kept")
     parser.add_argument(
-        "--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"],
-        help="our translate's --precision values to time (the peer runs in fp32)",
+        "--modes", nargs="+", default=peers.MODES, choices=peers.MODES,
+        help="our translate's --precision, and +shortlist for --shortlist (the peer: fp32)",
     )  # fmt: skip
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
@@ -109,13 +113,18 @@ def main() -> int:
     wait_for_quiet()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
-        rows = [row for beam in (1, 5) for row in measure(args, beam, Path(scratch))]
+        shortlisted, seconds = None, 0.0
+        if any("shortlist" in mode for mode in args.modes):
+            shortlisted, seconds = peers.add_shortlist(args.ours, Path(scratch))
+        rows = [row for beam in (1, 5) for row in measure(args, beam, Path(scratch), shortlisted)]
     body = "\n".join(
         [
             f"Models: ours `{args.ours}`, the peer's `{args.peer}` (same size, trained for the "
             f"same minutes by `bench.peer_train`). 1,000 sentences on the CPU, 2 threads, the "
             "peer in fp32 and ours at each precision (int8: dynamic quantisation of the LSTM "
-            f"and linear weights, `--precision int8`); best of {args.repeats}, taking turns. "
+            "and linear weights, `--precision int8`; "
+            f"{peers.SHORTLIST_NOTE.format(seconds=seconds)}); "
+            f"best of {args.repeats}, taking turns. "
             f"Load average {load:.2f} before, {os.getloadavg()[0]:.2f} after.",
             "",
             table(HEADER, rows),

@@ -2,7 +2,8 @@
 
 Starts `onmt_server` (Flask under waitress, as `../shared/peers/06_serve_onmt.sh` configures
 it: CPU, batches of 30, SentencePiece inside the server) and `seq2seq serve` with its
-defaults (in fp32, and again with `--precision int8` unless `--precisions` says otherwise),
+defaults (in fp32, and again with `--precision int8`, each also with `--shortlist`, unless
+`--modes` says otherwise),
 one at a time, each on a model of the same size (`bench.peer_train`'s), and loads
 each with wrk (one C thread) sending one raw German test_2016_flickr sentence per request, in
 each server's own request format: `[{"src": ..., "id": 100}]` to `/translator/translate` and
@@ -108,12 +109,12 @@ def measure_peer(args: argparse.Namespace, beam: int, texts: list[str]) -> list[
 
 
 def measure_ours(
-    args: argparse.Namespace, beam: int, texts: list[str], precision: str
+    args: argparse.Namespace, beam: int, texts: list[str], mode: str, model: Path
 ) -> list[Phase]:
-    """seq2seq serve at every concurrency."""
+    """seq2seq serve at every concurrency, at `mode` (`peers.MODES`)."""
     port = free_port()
-    command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", str(args.ours),
-               "--port", str(port), "--beam-size", str(beam), "--precision", precision]  # fmt: skip
+    command = [sys.executable, "-m", "seq2seq.cli", "serve", "--model", str(model),
+               "--port", str(port), "--beam-size", str(beam), *peers.mode_flags(mode)]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with running(command, f"{base}/ready"):
         bodies: list[object] = [{"q": text, "source": "de", "target": "en"} for text in texts]
@@ -123,17 +124,17 @@ def measure_ours(
 def rows(
     beam: int, concurrency: list[int], peer: list[Phase], ours: dict[str, list[Phase]]
 ) -> list[list[object]]:
-    """Table rows of one search: per concurrency the peer, then ours at each precision with
-    its ratio to the peer."""
+    """Table rows of one search: per concurrency the peer, then ours at each mode with its
+    ratio to the peer."""
     search = "greedy" if beam == 1 else f"beam {beam}"
     out: list[list[object]] = []
     for index, (c, theirs) in enumerate(zip(concurrency, peer, strict=True)):
         out.append(_row(search, c, "onmt_server", theirs))
-        for precision, phases in ours.items():
+        for mode, phases in ours.items():
             mine = phases[index]
-            out.append(_row(search, c, f"seq2seq serve, {precision}", mine))
+            out.append(_row(search, c, f"seq2seq serve, {mode}", mine))
             ratio = (mine.sent / mine.seconds) / (theirs.sent / theirs.seconds)
-            out.append([search, c, f"**ratio, {precision}**", f"**{ratio:.1f}x**", "", "", ""])
+            out.append([search, c, f"**ratio, {mode}**", f"**{ratio:.1f}x**", "", "", ""])
     return out
 
 
@@ -151,8 +152,8 @@ def main() -> int:
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
     parser.add_argument(
-        "--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"],
-        help="our server's --precision values to load (the peer runs in fp32)",
+        "--modes", nargs="+", default=peers.MODES, choices=peers.MODES,
+        help="our server's --precision, and +shortlist for --shortlist (the peer: fp32)",
     )  # fmt: skip
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
     args = parser.parse_args()
@@ -163,14 +164,18 @@ def main() -> int:
     texts = (peers.PEERS / "work" / "raw" / "test_2016_flickr.de").read_text().splitlines()
     wait_for_quiet()
     load_before, table_rows = os.getloadavg()[0], []
-    for beam in args.beams:
-        peer = measure_peer(args, beam, texts)
-        ours = {p: measure_ours(args, beam, texts, p) for p in args.precisions}
-        table_rows += rows(beam, args.concurrency, peer, ours)
+    with tempfile.TemporaryDirectory() as scratch:
+        shortlisted, seconds = peers.add_shortlist(args.ours, Path(scratch))
+        for beam in args.beams:
+            peer = measure_peer(args, beam, texts)
+            models = {mode: shortlisted if "+" in mode else args.ours for mode in args.modes}
+            ours = {mode: measure_ours(args, beam, texts, mode, models[mode]) for mode in models}
+            table_rows += rows(beam, args.concurrency, peer, ours)
     body = "\n".join(
         [
             f"Models: ours `{args.ours}`, the peer's `{args.peer}`. {args.seconds:.0f} s of wrk "
-            f"per phase after 3 s of warm-up; one raw sentence per request. Load average "
+            f"per phase after 3 s of warm-up; one raw sentence per request. "
+            f"{peers.SHORTLIST_NOTE.format(seconds=seconds)}. Load average "
             f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after.",
             "",
             table(HEADER, table_rows),

@@ -25,6 +25,7 @@ from torch import Tensor
 from seq2seq.config import ModelConfig
 from seq2seq.ensemble import AnyConfig, Ensemble, EnsembleConfig, build_model, config_from_dict
 from seq2seq.model import Seq2Seq
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import Tokenizer, TokenizerError, TokenizerPair
 
 FORMAT = "seq2seq-checkpoint"
@@ -53,6 +54,8 @@ class Checkpoint:
     """Training facts worth showing: step, epoch, validation BLEU, data description."""
     training_state: dict[str, Any] = field(default_factory=dict)
     """Optimizer, scheduler, RNG and data position for `--resume`; empty in exported models."""
+    shortlist: Shortlist | None = None
+    """Each source piece's likeliest target pieces, for `--shortlist` decoding (optional)."""
     parameters: int = 0
     """Weights in the model, counted from `model_state` when the checkpoint is made (kept when
     `load_checkpoint(weights=False)` leaves the weights out)."""
@@ -115,6 +118,7 @@ def join_checkpoints(checkpoints: Sequence[Checkpoint], names: Sequence[str]) ->
         src_lang=first.src_lang,
         tgt_lang=first.tgt_lang,
         metadata={"ensemble": described},
+        shortlist=first.shortlist,  # the tokenizers are shared, so it fits every member
     )
 
 
@@ -198,6 +202,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Non
         "tgt_lang": checkpoint.tgt_lang,
         "metadata": checkpoint.metadata,
         "training_state": checkpoint.training_state,
+        "shortlist": None if checkpoint.shortlist is None else checkpoint.shortlist.to_dict(),
     }
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -283,7 +288,18 @@ def _parse(payload: dict[str, Any]) -> Checkpoint:
         tgt_lang=payload.get("tgt_lang"),
         metadata=dict(payload.get("metadata") or {}),
         training_state=dict(payload.get("training_state") or {}),
+        shortlist=_shortlist(payload.get("shortlist"), config),
     )
+
+
+def _shortlist(data: dict[str, Any] | None, config: AnyConfig) -> Shortlist | None:
+    if data is None:
+        return None
+    shortlist = Shortlist.from_dict(data)
+    sizes = (shortlist.best.size(0), shortlist.tgt_vocab_size)
+    if sizes != (config.src_vocab_size, config.tgt_vocab_size):
+        raise ValueError("the shortlist was made for other vocabularies than the model's")
+    return shortlist
 
 
 def _renamed(model_state: dict[str, Tensor]) -> dict[str, Tensor]:

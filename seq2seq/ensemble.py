@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.config import ModelConfig
-from seq2seq.model import Seq2Seq, State
+from seq2seq.model import Projection, Seq2Seq, State
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,17 @@ class Ensemble(nn.Module):
         """src [B, S], src_len [B] -> every member's initial decoder state, one after another."""
         return tuple(part for member in self.models for part in member.encode(src, src_len))
 
-    def decode_step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        """tokens [B] -> the members' mean log-probabilities [B, V] (fp32) and the next state."""
+    def decode_step(
+        self, tokens: Tensor, state: State, outputs: Sequence[Projection] | None = None
+    ) -> tuple[Tensor, State]:
+        """tokens [B] -> the members' mean log-probabilities [B, V] (fp32) and the next state;
+        `outputs`, one a member, replace the members' own output layers."""
         log_probs: list[Tensor] = []
         next_state: list[Tensor] = []
-        for member, own in zip(self.models, self._split(state), strict=True):
-            logits, own = member.decode_step(tokens, own)  # [B, V]
+        layers = outputs if outputs is not None else [None] * len(self.models)
+        members = zip(self.models, self._split(state), layers, strict=True)
+        for member, own, output in members:
+            logits, own = member.decode_step(tokens, own, output)  # [B, V]
             log_probs.append(logits.float().log_softmax(dim=-1))
             next_state.extend(own)
         return torch.stack(log_probs).mean(dim=0), tuple(next_state)  # [B, V]

@@ -7,6 +7,8 @@ learned `Bridge`; only final states ever cross, never the encoder's per-step out
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -15,7 +17,10 @@ from seq2seq.config import PAD_ID, ModelConfig
 from seq2seq.dropout import Dropout
 from seq2seq.recurrent import State, as_hidden, as_state, build_stack, step_layers, step_weights
 
-__all__ = ["Bridge", "Decoder", "Encoder", "Seq2Seq", "State", "reverse_padded"]
+__all__ = ["Bridge", "Decoder", "Encoder", "Projection", "Seq2Seq", "State", "reverse_padded"]
+
+Projection = Callable[[Tensor], Tensor]
+"""An output layer: top-layer states [B, H] -> scores [B, V]; the decoder's own by default."""
 
 
 def reverse_padded(tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -105,19 +110,23 @@ class Decoder(nn.Module):
         outputs, final = self.rnn(embedded, as_hidden(state))  # [B, T, H]
         return self.dropout(outputs), as_state(final)
 
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        """One step, tokens [B] -> logits [B, V], through `step_layers` on the layers' own
-        weights; a stack whose weights are not plain tensors (int8) runs as a sequence."""
+    def step(
+        self, tokens: Tensor, state: State, output: Projection | None = None
+    ) -> tuple[Tensor, State]:
+        """One step, tokens [B] -> logits [B, V] (or [B, v] through another `output`, e.g. a
+        shortlist's rows), through `step_layers` on the layers' own weights; a stack whose
+        weights are not plain tensors (int8) runs as a sequence."""
+        project = self.output if output is None else output
         weights = step_weights(self.rnn)
         if weights is None:  # e.g. dynamically quantized layers
-            logits, state = self(tokens.unsqueeze(1), state)  # [B, 1, V]
-            return logits.squeeze(1), state
+            outputs, state = self.states(tokens.unsqueeze(1), state)  # [B, 1, H]
+            return project(outputs.squeeze(1)), state
         inputs = self.dropout(self.embedding(tokens))  # [B, E]
         dropout = self.layer_dropout if self.training else 0.0
         top, state = step_layers(
             self.cell, weights, inputs, state, residual=self.residual, dropout=dropout
         )  # [B, H]
-        return self.output(self.dropout(top)), state  # [B, V]
+        return project(self.dropout(top)), state  # [B, V]
 
 
 class Seq2Seq(nn.Module):
@@ -143,9 +152,12 @@ class Seq2Seq(nn.Module):
         """src [B, S], src_len [B] -> the decoder's initial state, (h, c) or (h,): [L, B, H]."""
         return self.encoder(src, src_len)  # type: ignore[no-any-return]
 
-    def decode_step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        """One decoder step: tokens [B] -> logits [B, V] and the next state."""
-        return self.decoder.step(tokens, state)  # type: ignore[no-any-return]
+    def decode_step(
+        self, tokens: Tensor, state: State, output: Projection | None = None
+    ) -> tuple[Tensor, State]:
+        """One decoder step: tokens [B] -> logits [B, V] (through `output` if given) and the
+        next state."""
+        return self.decoder.step(tokens, state, output)  # type: ignore[no-any-return]
 
     def forward(
         self, src: Tensor, src_len: Tensor, tgt_in: Tensor, positions: Tensor | None = None

@@ -104,10 +104,17 @@ def _repeat(state: State, times: int) -> State:
 
 @torch.inference_mode()
 def greedy_search(
-    model: Decodable, src: Tensor, src_len: Tensor, *, max_len: Tensor, stop: StopFn | None = None
+    model: Decodable,
+    src: Tensor,
+    src_len: Tensor,
+    *,
+    max_len: Tensor,
+    stop: StopFn | None = None,
+    columns: Tensor | None = None,
 ) -> list[list[int]]:
     """Most likely next token at every step; src [B, S], max_len [B] -> ids per sentence.
-    `stop` returning True ends every sentence where it is."""
+    `stop` returning True ends every sentence where it is. `columns` [v]: the target id of
+    each column of the model's scores (a shortlisted model's); None, column i is id i."""
     batch, device = src.size(0), src.device
     state = model.encode(src, src_len)  # [L, B, H] each
     steps = int(max_len.max())
@@ -120,6 +127,8 @@ def greedy_search(
             break
         logits, state = model.decode_step(tokens, state)  # [b, V]
         tokens = logits.argmax(dim=-1)  # [b]
+        if columns is not None:
+            tokens = columns[tokens]  # [b] target ids
         output[rows, step] = tokens
         alive = (tokens != EOS_ID) & (limits > step + 1)  # [b]
         if not bool(alive.all()):
@@ -169,6 +178,7 @@ def beam_search(
     n_best: int = 1,
     finish: BeamFinish = "all",
     stop: StopFn | None = None,
+    columns: Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """The `n_best` best of `beam_size` hypotheses per sentence, best first.
 
@@ -176,6 +186,7 @@ def beam_search(
     or with `finish="best"` once its likeliest candidate ends and `n_best` have ended.
     Scores are log-prob / length ** `length_penalty`; beam size 1 is exactly greedy search.
     `stop` returning True ends the search: sentences not done get what has ended so far.
+    `columns` [v]: the target id of each column of the model's scores (see `greedy_search`).
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
@@ -189,6 +200,8 @@ def beam_search(
             logits = logits.repeat_interleave(beam_size, dim=0)  # [B*K, V]
             beams.state = _repeat(beams.state, beam_size)
         top_scores, origin, token = _candidates(logits, beams.scores, 2 * beam_size)
+        if columns is not None:
+            token = columns[token]  # [b, 2K] target ids
         _finish(beams, finished, top_scores, origin, token, step, length_penalty)
         if finish == "best":  # done: the likeliest candidate has just ended
             first = (token[:, 0] == EOS_ID) & (beams.num_finished >= n_best)  # [b]

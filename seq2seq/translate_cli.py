@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.n_best <= args.beam_size:
         raise UsageError(f"--n-best must be between 0 and --beam-size ({args.beam_size})")
     options = search_options(args, n_best=max(args.n_best, 1))
-    translator = Translator.load_ensemble(args.model, device=args.device, precision=args.precision)
+    translator = Translator.load_ensemble(
+        args.model, device=args.device, precision=args.precision, shortlist=args.shortlist
+    )
     with _streams(args) as (source, target):
         chunk = 1 if source.isatty() else 8 * args.batch_size
         progress = tqdm(unit="sent", disable=not sys.stderr.isatty() or source.isatty())

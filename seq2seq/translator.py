@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from seq2seq.checkpoint import Checkpoint, load_checkpoint, load_joined
 from seq2seq.codec import TextCodec
@@ -21,6 +22,7 @@ from seq2seq.introspect import MAX_TOKENS, Inspection, inspect_sentence
 from seq2seq.model import Seq2Seq
 from seq2seq.precision import Precision, check_precision, convert
 from seq2seq.search import (
+    Decodable,
     Hypothesis,
     SearchOptions,
     StopFn,
@@ -29,11 +31,14 @@ from seq2seq.search import (
     max_lengths,
     pad_sources,
 )
+from seq2seq.shortlist import Shortlist, Shortlisted, output_weights
 from seq2seq.tokenizer import TokenizerPair
 
 DEFAULT_SEARCH = SearchOptions()
 """Beam 5, one translation per text."""
 GREEDY_SEARCH = SearchOptions(beam_size=1)
+SHORTLIST_BATCH = 64
+"""Sentences a batch at most with a shortlist: each one widens the batch's list of pieces."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -60,6 +65,7 @@ class Translator(TextCodec):
         metadata: dict[str, Any] | None = None,
         max_input_tokens: int = 256,
         precision: Precision = "fp32",
+        shortlist: Shortlist | None = None,
     ) -> None:
         super().__init__(
             tokenizers,
@@ -74,6 +80,8 @@ class Translator(TextCodec):
         check_precision(precision, self.device)
         self.precision = precision
         self.model = convert(model.to(self.device).eval(), precision, self.device)
+        self.shortlist = shortlist
+        self._output_weights = output_weights(self.model) if shortlist is not None else []
 
     @classmethod
     def load(
@@ -81,12 +89,17 @@ class Translator(TextCodec):
         path: str | os.PathLike[str],
         device: str | torch.device = "auto",
         precision: Precision = "fp32",
+        shortlist: bool = False,
     ) -> Translator:
         """Load a checkpoint file (raises `CheckpointError` with a one-line reason).
 
         `precision` is "fp32", "bf16" or "int8" (CPU only); see `seq2seq.precision`.
+        `shortlist` decodes through the checkpoint's shortlist (`seq2seq.shortlist`).
         """
-        return cls.from_checkpoint(load_checkpoint(path), device=device, precision=precision)
+        checkpoint = load_checkpoint(path)
+        return cls.from_checkpoint(
+            checkpoint, device=device, precision=precision, shortlist=shortlist
+        )
 
     @classmethod
     def load_ensemble(
@@ -94,11 +107,15 @@ class Translator(TextCodec):
         paths: Sequence[str | os.PathLike[str]],
         device: str | torch.device = "auto",
         precision: Precision = "fp32",
+        shortlist: bool = False,
     ) -> Translator:
         """The ensemble of the checkpoint files `paths` (one path: that model alone), which must
         share their tokenizers; `CheckpointError` or `ValueError` with a one-line reason.
         Every step averages the models' log-probabilities (`seq2seq.ensemble`)."""
-        return cls.from_checkpoint(load_joined(paths), device=device, precision=precision)
+        checkpoint = load_joined(paths)
+        return cls.from_checkpoint(
+            checkpoint, device=device, precision=precision, shortlist=shortlist
+        )
 
     @classmethod
     def from_checkpoint(
@@ -106,8 +123,12 @@ class Translator(TextCodec):
         checkpoint: Checkpoint,
         device: str | torch.device = "auto",
         precision: Precision = "fp32",
+        shortlist: bool = False,
     ) -> Translator:
-        """Wrap an in-memory checkpoint, as training does for validation."""
+        """Wrap an in-memory checkpoint, as training does for validation; `shortlist` uses its
+        shortlist (`ValueError` if it has none)."""
+        if shortlist and checkpoint.shortlist is None:
+            raise ValueError("this checkpoint has no shortlist: add one with `seq2seq shortlist`")
         return cls(
             checkpoint.build_model(),
             checkpoint.tokenizers,
@@ -116,6 +137,7 @@ class Translator(TextCodec):
             src_lang=checkpoint.src_lang,
             tgt_lang=checkpoint.tgt_lang,
             metadata=checkpoint.metadata,
+            shortlist=checkpoint.shortlist if shortlist else None,
         )
 
     def translate(
@@ -191,6 +213,8 @@ class Translator(TextCodec):
         """Up to `options.n_best` hypotheses per source (ids from `encode`), best first; none
         for an empty source. `stop` returning True ends the search early (results cut short)."""
         results: list[list[Hypothesis]] = [[] for _ in sources]
+        if self.shortlist is not None:  # every sentence widens its batch's list
+            batch_size = min(batch_size, SHORTLIST_BATCH)
         budget = max(1, batch_tokens // options.beam_size)
         for indices in _length_batches(sources, batch_size=batch_size, batch_tokens=budget):
             if stop is not None and stop():
@@ -207,11 +231,14 @@ class Translator(TextCodec):
         max_len = max_lengths(
             src_len, a=options.max_length_a, b=options.max_length_b, cap=options.max_length
         )  # [B]
+        model, columns = self._restricted(batch)
         if options.beam_size == 1:  # greedy: its score is not computed
-            outputs = greedy_search(self.model, src, src_len, max_len=max_len, stop=stop)
+            outputs = greedy_search(
+                model, src, src_len, max_len=max_len, stop=stop, columns=columns
+            )
             return [[Hypothesis(ids, 0.0)] for ids in outputs]
         return beam_search(
-            self.model,
+            model,
             src,
             src_len,
             max_len=max_len,
@@ -220,11 +247,25 @@ class Translator(TextCodec):
             n_best=options.n_best,
             finish=options.finish,
             stop=stop,
+            columns=columns,
         )
 
+    def _restricted(self, batch: list[list[int]]) -> tuple[Decodable, Tensor | None]:
+        """The model to search `batch` with: shortlisted to the batch's list, or the whole."""
+        if self.shortlist is None:
+            return self.model, None
+        shortlisted = Shortlisted(self.model, self._output_weights, self.shortlist.vocab(batch))
+        return shortlisted, shortlisted.vocab
+
     def info(self) -> dict[str, Any]:
-        """`TextCodec.info`, with the device and precision the model decodes at."""
-        return {**super().info(), "device": str(self.device), "precision": self.precision}
+        """`TextCodec.info`, with the device and precision the model decodes at, and whether
+        through a shortlist."""
+        return {
+            **super().info(),
+            "device": str(self.device),
+            "precision": self.precision,
+            "shortlist": self.shortlist is not None,
+        }
 
     def inspect(
         self,

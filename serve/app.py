@@ -71,7 +71,9 @@ async def start_batcher(
 ) -> tuple[Batcher, dict[str, Any]]:
     """`model` loaded into a started batcher of the configured kind; with its device and
     precision as it decodes."""
-    loading = Loading(str(model.path), settings.device, settings.precision, settings.threads)
+    loading = Loading(
+        str(model.path), settings.device, settings.precision, settings.threads, settings.shortlist
+    )
     limits = BatchLimits.from_settings(settings)
     batcher: Batcher
     if settings.inference == "thread":
@@ -91,7 +93,7 @@ async def start_batcher(
         raise
     if settings.inference == "process":
         info = members[0].info
-    return batcher, {"device": info["device"], "precision": info["precision"]}
+    return batcher, {key: info[key] for key in ("device", "precision", "shortlist")}
 
 
 async def open_registry(app: FastAPI) -> Registry:

@@ -268,6 +268,7 @@ class ModelInfo(BaseModel):
     parameters: int
     device: str | None = None
     precision: str | None = None
+    shortlist: bool | None = Field(None, description="Whether it decodes over a shortlist.")
     state: Literal["unloaded", "loading", "loaded", "failed"]
     error: str | None = None
     val_bleu: float | None = Field(None, description="Validation BLEU stored in the checkpoint.")

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     """'auto' is CUDA when available, else CPU."""
     precision: Precision = "fp32"
     """Inference precision; int8 is dynamic quantisation on CPU."""
+    shortlist: bool = False
+    """Decode through each checkpoint's lexical shortlist (`seq2seq shortlist`): a batch scores
+    only the target pieces its sources make likely, faster on a CPU; a model without one
+    decodes over its whole vocabulary."""
     threads: int = Field(default=0, ge=0, le=256)
     """CPU threads for torch (in each inference process); 0: one per core, shared out among
     the inference processes."""

@@ -229,9 +229,9 @@ def slow_down(translator: Translator, seconds: float) -> None:
     """Every decoder step of `translator`'s model takes `seconds` longer (both batchings)."""
     step = translator.model.decode_step
 
-    def slow_step(*args: Any) -> Any:
+    def slow_step(*args: Any, **kwargs: Any) -> Any:
         time.sleep(seconds)
-        return step(*args)
+        return step(*args, **kwargs)
 
     translator.model.decode_step = slow_step  # type: ignore[method-assign,assignment]
 

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     """Score every requested set and print the results."""
     _check(args)
     translator = (
-        Translator.load_ensemble(args.model, device=args.device, precision=args.precision)
+        Translator.load_ensemble(
+            args.model, device=args.device, precision=args.precision, shortlist=args.shortlist
+        )
         if args.model
         else None
     )

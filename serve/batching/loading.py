@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from seq2seq import SearchOptions, Translator
+from seq2seq.checkpoint import load_checkpoint
 from seq2seq.precision import Precision
 from seq2seq.search import StopFn
 from serve.batching import BatchLimits, Ranked
@@ -25,12 +26,20 @@ class Loading:
     precision: Precision = "fp32"
     threads: int = 0
     """torch CPU threads of the process that loads it; 0 leaves torch's choice."""
+    shortlist: bool = False
+    """Decode through the checkpoint's shortlist, if it has one."""
 
     def load(self) -> Translator:
         """The model, ready to translate (raises `CheckpointError` with a one-line reason)."""
         if self.threads:
             torch.set_num_threads(self.threads)
-        return Translator.load(self.path, device=self.device, precision=self.precision)
+        checkpoint = load_checkpoint(self.path)
+        return Translator.from_checkpoint(
+            checkpoint,
+            device=self.device,
+            precision=self.precision,
+            shortlist=self.shortlist and checkpoint.shortlist is not None,
+        )
 
     def sharing(self, processes: int) -> Loading:
         """This, for one of `processes` inference processes: an equal share of the cores
