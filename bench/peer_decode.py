@@ -121,7 +121,7 @@ def main() -> int:
         [
             f"Models: ours `{args.ours}`, the peer's `{args.peer}` (same size, trained for the "
             f"same minutes by `bench.peer_train`). 1,000 sentences on the CPU, 2 threads, the "
-            "peer in fp32 and ours at each precision (int8: dynamic quantisation of the LSTM "
+            "peer in fp32 and ours in each mode (int8: dynamic quantisation of the LSTM "
             "and linear weights, `--precision int8`; "
             f"{peers.SHORTLIST_NOTE.format(seconds=seconds)}); "
             f"best of {args.repeats}, taking turns. "

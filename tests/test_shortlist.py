@@ -207,3 +207,24 @@ def test_the_server_decodes_through_the_shortlist_and_says_so(
         assert response.json()["translations"] == expected
         (listed,) = client.get("/models").json()
         assert listed["shortlist"] is True
+
+
+def test_translate_and_evaluate_take_the_shortlist_flag(
+    shortlisted_path: Path,
+    number_text: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, target = number_text
+    lines = source.read_text().splitlines()[:20]
+    (tmp_path / "src.de").write_text("\n".join(lines) + "\n")
+    (tmp_path / "ref.en").write_text("\n".join(target.read_text().splitlines()[:20]) + "\n")
+    model = ["--model", str(shortlisted_path), "--shortlist", "--beam-size", "2"]
+    assert main(["translate", *model, "--input", str(tmp_path / "src.de")]) == 0
+    expected = Translator.load(shortlisted_path, device="cpu", shortlist=True).translate(
+        lines, SearchOptions(beam_size=2)
+    )
+    assert capsys.readouterr().out.splitlines() == expected
+    files = ["--src", str(tmp_path / "src.de"), "--ref", str(tmp_path / "ref.en")]
+    assert main(["evaluate", *model, *files, "--json"]) == 0
+    assert "bleu" in capsys.readouterr().out
