@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from typing import Any
 
 import torch
@@ -148,23 +149,36 @@ class _Links:
         return counts / per_source[source]
 
 
+MAX_PIECES = 100
+"""Pairs with a longer side are left out: IBM Model 1 pairs every source and target piece."""
+MAX_PAIRS = 200_000
+"""Sentence pairs a shortlist is learnt from at most: enough for a lexicon of common pieces."""
+
+
 def build_shortlist(
-    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    pairs: Iterable[tuple[Sequence[int], Sequence[int]]],
     src_vocab_size: int,
     tgt_vocab_size: int,
     *,
     best: int = 10,
     frequent: int = 100,
     iterations: int = 5,
+    max_pairs: int = MAX_PAIRS,
 ) -> Shortlist:
-    """A `Shortlist` of `best` targets per source piece and the `frequent` commonest targets."""
+    """A `Shortlist` of `best` targets per source piece and the `frequent` commonest targets,
+    from the first `max_pairs` of `pairs` with both sides 1 to `MAX_PIECES` pieces long."""
     if best < 1 or frequent < 0:
         raise ValueError(f"a shortlist needs best >= 1 and frequent >= 0, got {best}, {frequent}")
-    lexicon = train_lexicon(pairs, src_vocab_size, tgt_vocab_size, iterations=iterations)
-    targets = torch.tensor([i for _, target in pairs for i in target], dtype=torch.long)
+    usable = list(islice((pair for pair in pairs if _usable(*pair)), max_pairs))
+    lexicon = train_lexicon(usable, src_vocab_size, tgt_vocab_size, iterations=iterations)
+    targets = torch.tensor([i for _, target in usable for i in target], dtype=torch.long)
     counts = torch.bincount(targets, minlength=tgt_vocab_size)  # [T]
     commonest = counts.argsort(descending=True, stable=True)[: max(frequent, 1)]  # [n]
     return Shortlist(lexicon.top(src_vocab_size, best), commonest, tgt_vocab_size)
+
+
+def _usable(source: Sequence[int], target: Sequence[int]) -> bool:
+    return 0 < len(source) <= MAX_PIECES and 0 < len(target) <= MAX_PIECES
 
 
 class Shortlisted:

@@ -20,10 +20,7 @@ from pathlib import Path
 
 from seq2seq.arguments import UsageError
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.shortlist import build_shortlist
-
-MAX_PIECES = 100
-"""Pairs with a longer side are left out: IBM Model 1 pairs every source and target piece."""
+from seq2seq.shortlist import MAX_PAIRS, build_shortlist
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--best", type=int, default=10, help="target pieces kept a source piece")
     parser.add_argument("--frequent", type=int, default=100, help="commonest target pieces kept")
     parser.add_argument("--iterations", type=int, default=5, help="EM rounds of IBM Model 1")
-    parser.add_argument("--max-pairs", type=int, default=200_000, help="sentence pairs read")
+    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS, help="sentence pairs read")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,16 +42,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     checkpoint = load_checkpoint(args.model)
     sources, targets = _read_pairs(Path(args.source), Path(args.target), args.max_pairs)
-    pairs = [
-        (source, target)
-        for source, target in zip(
+    pairs = list(
+        zip(
             checkpoint.tokenizers.src.encode(sources),
             checkpoint.tokenizers.tgt.encode(targets),
             strict=True,
         )
-        if 0 < len(source) <= MAX_PIECES and 0 < len(target) <= MAX_PIECES
-    ]
-    if not pairs:
+    )
+    if not any(source and target for source, target in pairs):
         raise UsageError(f"{args.source}: no sentence pairs to learn from")
     config = checkpoint.config
     checkpoint.shortlist = build_shortlist(
@@ -64,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
         best=args.best,
         frequent=args.frequent,
         iterations=args.iterations,
+        max_pairs=args.max_pairs,
     )
     save_checkpoint(checkpoint, args.output)
     seconds = time.perf_counter() - started
     print(
         f"{args.output}: shortlist of {args.best} target pieces a source piece and the "
-        f"{args.frequent} commonest, from {len(pairs):,} sentence pairs ({seconds:.0f} s)",
+        f"{args.frequent} commonest, from {len(pairs):,} sentence pairs ({seconds:.1f} s)",
         file=sys.stderr,
     )
     return 0

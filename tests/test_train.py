@@ -260,6 +260,21 @@ def test_the_target_vocabulary_sets_the_output_layer(tmp_path: Path) -> None:
     checkpoint = load_checkpoint(train(load_config(TINY, overrides)).best)
     assert (checkpoint.config.src_vocab_size, checkpoint.config.tgt_vocab_size) == (30, 20)
     assert checkpoint.model_state["decoder.output.weight"].shape == (20, 32)
+    assert checkpoint.shortlist is not None  # learnt from the training data, on by default
+    assert checkpoint.shortlist.best.shape == (30, 10) and checkpoint.shortlist.tgt_vocab_size == 20
+
+
+def test_a_run_writes_its_shortlist_into_every_checkpoint_unless_told_not_to(
+    tmp_path: Path,
+) -> None:
+    best = train(load_config(TINY, tiny_overrides(tmp_path, "on", train__max_steps=2))).best
+    last = load_checkpoint(tmp_path / "on/last.pt")
+    assert last.shortlist is not None
+    assert torch.equal(last.shortlist.best, load_checkpoint(best).shortlist.best)  # type: ignore[union-attr]
+    translator = Translator.load(best, device="cpu", shortlist=True)
+    assert len(translator.translate(["eins zwei"], SearchOptions(beam_size=2))) == 1
+    off = tiny_overrides(tmp_path, "off", train__max_steps=2, train__shortlist="false")
+    assert load_checkpoint(train(load_config(TINY, off)).best).shortlist is None
 
 
 def test_streaming_training(tmp_path: Path) -> None:
@@ -267,3 +282,4 @@ def test_streaming_training(tmp_path: Path) -> None:
     outcome = train(load_config(TINY, overrides))
     assert outcome.reason == "max_steps"
     assert load_checkpoint(tmp_path / "run/last.pt").training_state["batches"]["position"] == 5
+    assert load_checkpoint(tmp_path / "run/last.pt").shortlist is None  # none from a stream

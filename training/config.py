@@ -161,6 +161,10 @@ class LoopConfig:
     """Also write last.pt every this many steps (0: only at evaluations and at the end)."""
     keep_checkpoints: int = 0
     """Keep the last this many validated models as step-<step>.pt, for `seq2seq average`."""
+    shortlist: bool = True
+    """Learn a lexical shortlist from the training data (as `seq2seq shortlist` does, a few
+    seconds at the start) into every checkpoint, for `--shortlist` decoding; not for
+    streamed data."""
     log_every: Positive = 50
     """Write a metrics.jsonl line every this many steps."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"

@@ -24,6 +24,7 @@ import torch
 from seq2seq import Tokenizer, TokenizerPair
 from seq2seq.allocator import keep_freed_memory
 from seq2seq.checkpoint import remove_stale_temporaries
+from seq2seq.shortlist import MAX_PAIRS, Shortlist, build_shortlist
 from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
@@ -121,7 +122,20 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
     distributed.barrier(context)
     batches = prepare_train_data(config, tokenizers, context)
     validator = prepare_validator(config, tokenizers) if context.is_main else None
-    return Trainer(config, tokenizers, batches, validator, context)  # type: ignore[arg-type]
+    shortlist = training_shortlist(config, batches, tokenizers) if context.is_main else None
+    return Trainer(config, tokenizers, batches, validator, context, shortlist)  # type: ignore[arg-type]
+
+
+def training_shortlist(
+    config: TrainConfig, batches: Any, tokenizers: TokenizerPair
+) -> Shortlist | None:
+    """The lexical shortlist of the encoded training split (`train.shortlist`); None when it
+    is off or the data is streamed."""
+    if not config.train.shortlist or not isinstance(batches, DatasetBatches):
+        return None
+    head = batches.dataset.select(range(min(len(batches.dataset), MAX_PAIRS)))
+    pairs = zip(head["src_ids"], head["tgt_ids"], strict=True)
+    return build_shortlist(pairs, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
 
 
 def clear_interrupted_saves(run_dir: Path) -> None:

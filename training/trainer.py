@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from seq2seq import Checkpoint, ModelConfig, Seq2Seq, TokenizerPair, save_checkpoint
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.precision import cpu_bf16_autocast_works
+from seq2seq.shortlist import Shortlist
 from training import distributed
 from training.config import TrainConfig
 from training.metrics import MetricsLog
@@ -49,8 +50,10 @@ class Trainer:
         batches: Any,
         validator: Validator,
         context: distributed.Context,
+        shortlist: Shortlist | None = None,
     ) -> None:
         self.config, self.tokenizers, self.context = config, tokenizers, context
+        self.shortlist = shortlist  # written into every checkpoint
         self.batches, self.validator = batches, validator
         self.run_dir = Path(config.run_dir)
         self.model = Seq2Seq(model_config(config, tokenizers)).to(context.device)
@@ -142,6 +145,7 @@ class Trainer:
             tgt_lang=self.config.data.tgt_lang,
             metadata=metadata,
             training_state={} if export else self.training_state(),
+            shortlist=self.shortlist,
         )
         save_checkpoint(checkpoint, path)
 
