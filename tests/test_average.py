@@ -45,6 +45,9 @@ def test_average_is_the_mean_of_the_weights(
     assert not torch.equal(first["decoder.output.weight"], second["decoder.output.weight"])
     assert averaged.metadata["averaged"]["steps"] == [8, 12]
     assert averaged.metadata["step"] == 12 and not averaged.training_state
+    newest = load_checkpoint(inputs[1]).shortlist
+    assert averaged.shortlist is not None and newest is not None  # the run's list is kept
+    assert torch.equal(averaged.shortlist.best, newest.best)
 
 
 def test_a_model_averaged_with_itself_translates_identically(run_dir: Path, tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ def average_checkpoints(paths: Sequence[Path]) -> Checkpoint:
         src_lang=first.src_lang,
         tgt_lang=first.tgt_lang,
         metadata=_metadata(newest, paths, steps),
+        shortlist=newest.shortlist,  # the tokenizers are the same, so it fits the mean
     )
 
 
