@@ -13,7 +13,7 @@ normalised over the list. `seq2seq shortlist` adds one to a checkpoint; `--short
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -153,6 +153,9 @@ MAX_PIECES = 100
 """Pairs with a longer side are left out: IBM Model 1 pairs every source and target piece."""
 MAX_PAIRS = 200_000
 """Sentence pairs a shortlist is learnt from at most: enough for a lexicon of common pieces."""
+MAX_LINKS = 30_000_000
+"""(source piece, target piece) pairings at most, over all sentence pairs: about 1 GB at the
+EM's peak (Multi30k's 29,000 pairs have 7.4 million)."""
 
 
 def build_shortlist(
@@ -166,10 +169,11 @@ def build_shortlist(
     max_pairs: int = MAX_PAIRS,
 ) -> Shortlist:
     """A `Shortlist` of `best` targets per source piece and the `frequent` commonest targets,
-    from the first `max_pairs` of `pairs` with both sides 1 to `MAX_PIECES` pieces long."""
+    from the first `max_pairs` of `pairs` with both sides 1 to `MAX_PIECES` pieces long (fewer
+    if they pair more than `MAX_LINKS` pieces)."""
     if best < 1 or frequent < 0:
         raise ValueError(f"a shortlist needs best >= 1 and frequent >= 0, got {best}, {frequent}")
-    usable = list(islice((pair for pair in pairs if _usable(*pair)), max_pairs))
+    usable = list(islice(_within_budget(pair for pair in pairs if _usable(*pair)), max_pairs))
     lexicon = train_lexicon(usable, src_vocab_size, tgt_vocab_size, iterations=iterations)
     targets = torch.tensor([i for _, target in usable for i in target], dtype=torch.long)
     counts = torch.bincount(targets, minlength=tgt_vocab_size)  # [T]
@@ -179,6 +183,18 @@ def build_shortlist(
 
 def _usable(source: Sequence[int], target: Sequence[int]) -> bool:
     return 0 < len(source) <= MAX_PIECES and 0 < len(target) <= MAX_PIECES
+
+
+def _within_budget(
+    pairs: Iterable[tuple[Sequence[int], Sequence[int]]],
+) -> Iterator[tuple[Sequence[int], Sequence[int]]]:
+    """`pairs` until their pairings (NULL included) would pass `MAX_LINKS`."""
+    links = 0
+    for source, target in pairs:
+        links += (len(source) + 1) * len(target)
+        if links > MAX_LINKS:
+            return
+        yield source, target
 
 
 class Shortlisted:

@@ -228,3 +228,12 @@ def test_translate_and_evaluate_take_the_shortlist_flag(
     files = ["--src", str(tmp_path / "src.de"), "--ref", str(tmp_path / "ref.en")]
     assert main(["evaluate", *model, *files, "--json"]) == 0
     assert "bleu" in capsys.readouterr().out
+
+
+def test_a_big_corpus_is_learnt_from_its_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    early, late = ([5], [10]), ([6], [12])  # each pairs (1 + 1) * 1 = 2 pieces
+    pairs = [early] * 10 + [late] * 20 + [([7] * 101, [14])]  # the last is too long anyway
+    assert build_shortlist(pairs, 25, 50, frequent=1).frequent.tolist() == [12]
+    monkeypatch.setattr("seq2seq.shortlist.MAX_LINKS", 20)  # room for the first 10 pairs
+    assert build_shortlist(pairs, 25, 50, frequent=1).frequent.tolist() == [10]
+    assert build_shortlist(pairs, 25, 50, frequent=1, max_pairs=5).frequent.tolist() == [10]
