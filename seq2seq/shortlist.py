@@ -153,9 +153,9 @@ MAX_PIECES = 100
 """Pairs with a longer side are left out: IBM Model 1 pairs every source and target piece."""
 MAX_PAIRS = 200_000
 """Sentence pairs a shortlist is learnt from at most: enough for a lexicon of common pieces."""
-MAX_LINKS = 30_000_000
-"""(source piece, target piece) pairings at most, over all sentence pairs: about 1 GB at the
-EM's peak (Multi30k's 29,000 pairs have 7.4 million)."""
+MAX_LINKS = 15_000_000
+"""(source piece, target piece) pairings at most, over all sentence pairs: about 65 bytes each
+at the EM's peak, so 1 GB (Multi30k's 29,000 pairs have 7.4 million: 480 MB)."""
 
 
 def build_shortlist(
