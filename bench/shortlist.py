@@ -26,7 +26,7 @@ from bench.timing import table, wait_for_quiet
 from seq2seq import SearchOptions, Translator
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
 from seq2seq.shortlist import Shortlist, build_shortlist
-from seq2seq.translator import SHORTLIST_BATCH, _length_batches
+from seq2seq.translator import SHORTLIST_BATCH, length_batches
 from training.config import default_data_dir
 from training.data import read_lines, split_file
 from training.metrics import corpus_scores
@@ -61,7 +61,7 @@ def list_size(translator: Translator, sources: list[list[int]], beam: int) -> fl
     """Mean pieces a batch decodes over, in the batches `Translator.search` makes."""
     if translator.shortlist is None:
         return float(translator.model.config.tgt_vocab_size)
-    batches = _length_batches(sources, batch_size=SHORTLIST_BATCH, batch_tokens=6000 // beam)
+    batches = length_batches(sources, batch_size=SHORTLIST_BATCH, batch_tokens=6000 // beam)
     sizes = [len(translator.shortlist.vocab([sources[i] for i in batch])) for batch in batches]
     return sum(sizes) / len(sizes)
 

@@ -216,7 +216,7 @@ class Translator(TextCodec):
         if self.shortlist is not None:  # every sentence widens its batch's list
             batch_size = min(batch_size, SHORTLIST_BATCH)
         budget = max(1, batch_tokens // options.beam_size)
-        for indices in _length_batches(sources, batch_size=batch_size, batch_tokens=budget):
+        for indices in length_batches(sources, batch_size=batch_size, batch_tokens=budget):
             if stop is not None and stop():
                 break
             batch = [sources[i] for i in indices]
@@ -283,7 +283,7 @@ class Translator(TextCodec):
         return inspect_sentence(self, text, search=options, top_k=top_k, max_tokens=max_tokens)
 
 
-def _length_batches(
+def length_batches(
     sources: Sequence[list[int]], *, batch_size: int, batch_tokens: int
 ) -> Iterator[list[int]]:
     """Indices of non-empty sources, longest first, in batches bounded by sentences and tokens."""
