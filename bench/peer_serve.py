@@ -165,7 +165,9 @@ def main() -> int:
     wait_for_quiet()
     load_before, table_rows = os.getloadavg()[0], []
     with tempfile.TemporaryDirectory() as scratch:
-        shortlisted, seconds = peers.add_shortlist(args.ours, Path(scratch))
+        shortlisted, seconds = args.ours, 0.0
+        if any("+" in mode for mode in args.modes):
+            shortlisted, seconds = peers.add_shortlist(args.ours, Path(scratch))
         for beam in args.beams:
             peer = measure_peer(args, beam, texts)
             models = {mode: shortlisted if "+" in mode else args.ours for mode in args.modes}

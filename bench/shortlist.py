@@ -25,11 +25,12 @@ from bench.report import publish
 from bench.timing import table, wait_for_quiet
 from seq2seq import SearchOptions, Translator
 from seq2seq.checkpoint import Checkpoint, load_checkpoint
-from seq2seq.shortlist import Shortlist, build_shortlist
+from seq2seq.shortlist import Shortlist
 from seq2seq.translator import SHORTLIST_BATCH, length_batches
 from training.config import default_data_dir
 from training.data import read_lines, split_file
 from training.metrics import corpus_scores
+from training.shortlist import shortlist_from_text
 
 SECTION = "Lexical shortlist (Multi30k de->en)"
 HEADER = ["split", "search", "vocabulary", "pieces a batch", "BLEU", "chrF", "same output",
@@ -41,12 +42,9 @@ def learn(path: Path, data: Path, best: int, frequent: int) -> tuple[Shortlist, 
     """The shortlist of `best` pieces a source piece from the training text, and its seconds."""
     started = time.perf_counter()
     tokenizers = load_checkpoint(path, weights=False).tokenizers
-    sources = tokenizers.src.encode(read_lines(split_file(data, "train.de")))
-    targets = tokenizers.tgt.encode(read_lines(split_file(data, "train.en")))
-    pairs = [(s, t) for s, t in zip(sources, targets, strict=True) if s and t]
-    shortlist = build_shortlist(
-        pairs, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, best=best, frequent=frequent
-    )
+    sources = read_lines(split_file(data, "train.de"))
+    targets = read_lines(split_file(data, "train.en"))
+    shortlist = shortlist_from_text(tokenizers, sources, targets, best=best, frequent=frequent)
     return shortlist, time.perf_counter() - started
 
 

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-models": ("training.models", "train every preset whose model file is missing"),
     "ensemble": ("seq2seq.ensemble_cli", "join checkpoints into one file that decodes as one"),
     "translate": ("seq2seq.translate_cli", "translate lines from stdin or a file"),
-    "shortlist": ("seq2seq.shortlist_cli", "add a lexical shortlist for faster decoding"),
+    "shortlist": ("training.shortlist", "add a lexical shortlist for faster decoding"),
     "serve": ("serve.cli", "run the HTTP translation server"),
     "inspect": ("seq2seq.inspect_cli", "show one sentence's gates, cells and units that count"),
 }

@@ -107,7 +107,7 @@ def train_lexicon(
     probs = torch.ones(len(links.keys))  # [P] uniform start
     for _ in range(iterations):
         probs = links.expectation_maximisation(probs)
-    real = links.keys // tgt_vocab_size < src_vocab_size  # [P] NULL's own pairs dropped
+    real = links.source < src_vocab_size  # [P] NULL's own pairs dropped
     return Lexicon(links.keys[real], probs[real], tgt_vocab_size)
 
 
@@ -116,10 +116,10 @@ class _Links:
     """Every (source piece, target position) pairing of a corpus: its pair key and position."""
 
     keys: Tensor  # [P] unique pair keys s * T + t, sorted
+    source: Tensor  # [P] the source piece of each key
     pair: Tensor  # [N] which key each pairing is
     position: Tensor  # [N] which target position (over the corpus) it explains
     positions: int
-    tgt_vocab_size: int
 
     @classmethod
     def of(
@@ -134,9 +134,9 @@ class _Links:
             positions.append(torch.arange(count, count + len(tgt)).repeat_interleave(len(src)))
             count += len(tgt)
         if not count:
-            raise ValueError("a shortlist needs sentence pairs with target pieces")
+            raise ValueError("no sentence pairs to learn a shortlist from (empty, or too long)")
         unique, pair = torch.unique(torch.cat(keys), return_inverse=True)  # [P], [N]
-        return cls(unique, pair, torch.cat(positions), count, tgt_vocab_size)
+        return cls(unique, unique // tgt_vocab_size, pair, torch.cat(positions), count)
 
     def expectation_maximisation(self, probs: Tensor) -> Tensor:
         """One EM round: p(t | s) [P] -> the next estimate [P]."""
@@ -144,9 +144,8 @@ class _Links:
         total = torch.zeros(self.positions).index_add_(0, self.position, weight)  # [positions]
         share = weight / total[self.position]  # [N] posterior of each pairing
         counts = torch.zeros(len(self.keys)).index_add_(0, self.pair, share)  # [P]
-        source = self.keys // self.tgt_vocab_size  # [P]
-        per_source = torch.zeros(int(source.max()) + 1).index_add_(0, source, counts)
-        return counts / per_source[source]
+        per_source = torch.zeros(int(self.source[-1]) + 1).index_add_(0, self.source, counts)
+        return counts / per_source[self.source]  # [P]
 
 
 MAX_PIECES = 100

@@ -11,16 +11,17 @@ server's `shortlist: true` then decode over each batch's list only.
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
 from seq2seq.arguments import UsageError
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.shortlist import MAX_PAIRS, build_shortlist
+from seq2seq.shortlist import MAX_PAIRS, Shortlist, build_shortlist
+from seq2seq.tokenizer import TokenizerPair
+from training.data import open_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,20 +43,10 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     checkpoint = load_checkpoint(args.model)
     sources, targets = _read_pairs(Path(args.source), Path(args.target), args.max_pairs)
-    pairs = list(
-        zip(
-            checkpoint.tokenizers.src.encode(sources),
-            checkpoint.tokenizers.tgt.encode(targets),
-            strict=True,
-        )
-    )
-    if not any(source and target for source, target in pairs):
-        raise UsageError(f"{args.source}: no sentence pairs to learn from")
-    config = checkpoint.config
-    checkpoint.shortlist = build_shortlist(
-        pairs,
-        config.src_vocab_size,
-        config.tgt_vocab_size,
+    checkpoint.shortlist = shortlist_from_text(
+        checkpoint.tokenizers,
+        sources,
+        targets,
         best=args.best,
         frequent=args.frequent,
         iterations=args.iterations,
@@ -65,24 +56,46 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print(
         f"{args.output}: shortlist of {args.best} target pieces a source piece and the "
-        f"{args.frequent} commonest, from {len(pairs):,} sentence pairs ({seconds:.1f} s)",
+        f"{args.frequent} commonest, from {len(sources):,} sentence pairs ({seconds:.1f} s)",
         file=sys.stderr,
     )
     return 0
 
 
+def shortlist_from_text(
+    tokenizers: TokenizerPair,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    *,
+    best: int = 10,
+    frequent: int = 100,
+    iterations: int = 5,
+    max_pairs: int = MAX_PAIRS,
+) -> Shortlist:
+    """The `Shortlist` of line-aligned `sources` and `targets`, cut by `tokenizers`."""
+    pairs = zip(tokenizers.src.encode(sources), tokenizers.tgt.encode(targets), strict=True)
+    return build_shortlist(
+        pairs,
+        tokenizers.src.vocab_size,
+        tokenizers.tgt.vocab_size,
+        best=best,
+        frequent=frequent,
+        iterations=iterations,
+        max_pairs=max_pairs,
+    )
+
+
 def _read_pairs(source: Path, target: Path, limit: int) -> tuple[list[str], list[str]]:
     """The first `limit` lines of both files; UsageError if they differ in length."""
-    sources = list(islice(_lines(source), limit))
-    targets = list(islice(_lines(target), limit))
+    sources, targets = _head(source, limit), _head(target, limit)
     if len(sources) != len(targets):
         raise UsageError(f"{source} and {target} differ in length: they must be line-aligned")
     return sources, targets
 
 
-def _lines(path: Path) -> Iterator[str]:
+def _head(path: Path, limit: int) -> list[str]:
+    """The first `limit` lines of a plain or .gz file."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as file:
-        yield from (line.rstrip("\r\n") for line in file)
+    with open_text(path) as file:
+        return [line.rstrip("\r\n") for line in islice(file, limit)]
