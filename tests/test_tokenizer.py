@@ -8,6 +8,7 @@ import sentencepiece as spm
 from conftest import number_pairs
 
 from seq2seq import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerError, TokenizerPair
+from seq2seq.tokenizer import POOL_MIN
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,13 @@ def test_encode_decode_round_trip(tokenizer: Tokenizer) -> None:
 def test_decode_drops_special_ids(tokenizer: Tokenizer) -> None:
     ids = tokenizer.encode(["eins"])[0]
     assert tokenizer.decode([[BOS_ID, *ids, EOS_ID, PAD_ID]]) == ["eins"]
+
+
+def test_few_texts_and_many_encode_and_decode_alike(tokenizer: Tokenizer) -> None:
+    texts = [s for s, _ in number_pairs(POOL_MIN + 1, seed=5)]  # one call on every core
+    ids = tokenizer.encode(texts)
+    assert ids[:9] == tokenizer.encode(texts[:9])  # one text at a time
+    assert tokenizer.decode(ids)[:9] == tokenizer.decode(ids[:9]) == texts[:9]
 
 
 def test_id_pieces_name_every_id_special_ones_included(tokenizer: Tokenizer) -> None:
