@@ -78,7 +78,8 @@ async def start_batcher(
     batcher: Batcher
     if settings.inference == "thread":
         translator = await asyncio.to_thread(loading.load)
-        batcher, info = ThreadBatcher(ModelCall(translator, limits), limits), translator.info()
+        call = ModelCall(translator, limits, loading.torch_threads)
+        batcher, info = ThreadBatcher(call, limits), translator.info()
         batcher.on_batch = on_batch
     else:
         share = loading.sharing(settings.workers)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import torch
 from conftest import number_pairs, slow_down
 
 from seq2seq import SearchOptions, Translator
@@ -20,6 +21,7 @@ from serve.batching.loading import Loading, ModelCall
 from serve.batching.pool import BatcherPool
 from serve.batching.process import ProcessBatcher
 from serve.batching.thread import ThreadBatcher
+from serve.settings import Settings
 
 T = TypeVar("T")
 KINDS = ["thread", "process", "pool"]
@@ -44,7 +46,7 @@ def make(kind: str, path: Path, limits: BatchLimits, delay: float, stats: list[A
     if kind == "process":
         return ProcessBatcher(loading, limits, on_batch=stats.append)
     members = [
-        ThreadBatcher(ModelCall(loading.load(), limits), limits, on_batch=stats.append)
+        ThreadBatcher(ModelCall(loading.load(), limits, 1), limits, on_batch=stats.append)
         for _ in range(1 if kind == "thread" else 2)
     ]
     return members[0] if kind == "thread" else BatcherPool(members)
@@ -208,3 +210,30 @@ def test_job_takes_what_fits_and_at_least_one_sentence() -> None:
 def test_limits_fit() -> None:
     limits = BatchLimits(max_batch_size=2, max_batch_tokens=5)
     assert limits.fits(2, 5) and not limits.fits(3, 1) and not limits.fits(1, 6)
+
+
+def test_small_batches_decode_on_one_thread(tiny_checkpoint_path: Path) -> None:
+    translator = Translator.load(tiny_checkpoint_path, device="cpu")
+    seen: list[int] = []
+    search = translator.translate_ids
+
+    def counting(*args: Any, **kwargs: Any) -> list[list[str]]:
+        seen.append(torch.get_num_threads())
+        return search(*args, **kwargs)
+
+    translator.translate_ids = counting  # type: ignore[method-assign]
+    call = ModelCall(translator, BatchLimits(one_thread_rows=4), threads=2)
+    sources, before = translator.encode(TEXTS[:5]), torch.get_num_threads()
+    try:
+        call(sources[:4], SearchOptions(beam_size=1), lambda: False)  # 4 rows
+        call(sources[:5], SearchOptions(beam_size=1), lambda: False)  # 5 rows
+        call(sources[:2], SearchOptions(beam_size=3), lambda: False)  # 6 rows
+        call(sources[:1], SearchOptions(beam_size=3), lambda: False)  # 3 rows
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2, 2, 1]
+
+
+def test_one_thread_rows_reach_the_limits(tiny_checkpoint_path: Path) -> None:
+    settings = Settings(model=[str(tiny_checkpoint_path)], one_thread_rows=7)
+    assert BatchLimits.from_settings(settings).one_thread_rows == 7

@@ -87,7 +87,7 @@ def test_the_child_never_decodes_a_job_cancelled_while_it_waits(
     limits = BatchLimits(max_wait_ms=0)
     ours, theirs = multiprocessing.Pipe()
     send = partial(_send_locked, theirs, threading.Lock())
-    batcher = ThreadBatcher(ModelCall(slow, limits), limits)
+    batcher = ThreadBatcher(ModelCall(slow, limits, 1), limits)
     batcher.on_batch = lambda stats: send(("stats", stats, batcher.depth))
     child = threading.Thread(target=asyncio.run, args=(serve_pipe(theirs, batcher, send, {}),))
     child.start()

@@ -61,13 +61,16 @@ StatsFn = Callable[[BatchStats], None]
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """How big a batch may be, how long one waits to fill, how many requests may wait."""
+    """How big a batch may be, how long one waits to fill, how many requests may wait, and
+    which batches are small enough for one thread."""
 
     max_batch_size: int = 64
     max_batch_tokens: int = 6000
     max_wait_ms: float = 10.0
     rejoin_wait_ms: float = 50.0
     max_queue_size: int = 256
+    one_thread_rows: int = 32
+    """Batches of at most this many rows (sentences x beam) decode on one torch thread."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchLimits:
@@ -78,6 +81,7 @@ class BatchLimits:
             max_wait_ms=settings.max_wait_ms,
             rejoin_wait_ms=settings.rejoin_wait_ms,
             max_queue_size=settings.max_queue_size,
+            one_thread_rows=settings.one_thread_rows,
         )
 
     def fits(self, sentences: int, tokens: int) -> bool:

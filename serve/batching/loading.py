@@ -41,6 +41,11 @@ class Loading:
             shortlist=self.shortlist and checkpoint.shortlist is not None,
         )
 
+    @property
+    def torch_threads(self) -> int:
+        """The torch threads a large batch decodes on."""
+        return self.threads or torch.get_num_threads()
+
     def sharing(self, processes: int) -> Loading:
         """This, for one of `processes` inference processes: an equal share of the cores
         unless the threads are set."""
@@ -50,12 +55,17 @@ class Loading:
 
 class ModelCall:
     """One batch of a model within `limits`: the translations of each source, best first
-    (a `TranslateFn`)."""
+    (a `TranslateFn`). A batch of at most `limits.one_thread_rows` rows runs on one torch
+    thread, a larger one on as many as the model was loaded with."""
 
-    def __init__(self, translator: Translator, limits: BatchLimits) -> None:
-        self.translator, self.limits = translator, limits
+    def __init__(self, translator: Translator, limits: BatchLimits, threads: int) -> None:
+        self.translator, self.limits, self.threads = translator, limits, threads
 
     def __call__(self, sources: list[list[int]], options: SearchOptions, stop: StopFn) -> Ranked:
+        rows = len(sources) * options.beam_size
+        threads = 1 if rows <= self.limits.one_thread_rows else self.threads
+        if torch.get_num_threads() != threads:  # per thread: the calls run on one worker
+            torch.set_num_threads(threads)
         return self.translator.translate_ids(
             sources,
             options,

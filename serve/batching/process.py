@@ -234,7 +234,7 @@ def child_main(conn: Connection, loading: Loading, limits: BatchLimits) -> None:
         conn.send(("error", f"{type(error).__name__}: {error}"))
         return
     send = partial(_send_locked, conn, threading.Lock())
-    batcher = ThreadBatcher(ModelCall(translator, limits), limits)
+    batcher = ThreadBatcher(ModelCall(translator, limits, loading.torch_threads), limits)
     batcher.on_batch = lambda stats: send(("stats", stats, batcher.depth))
     asyncio.run(serve_pipe(conn, batcher, send, translator.info()))
 
