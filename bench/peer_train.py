@@ -14,6 +14,8 @@ Target tokens a sentence show what each toolkit trained on: with OpenNMT-py's de
 `bucket_size` (262,144 examples, 9 passes over Multi30k) its batcher keeps one copy of a
 source sentence a batch and drops most copies of the longer sentences, so its sentences are
 shorter than the corpus's; `--peer-bucket 29000` sorts one pass at a time, as ours does.
+Each run's matrix multiplies are counted (`bench.ceiling`) and set against this machine's
+matmul rate, to show what a faster step would have to reach.
 
     python -m bench.peer_train --minutes 5 --sizes preset 2x512
     python -m bench.peer_train --minutes 5 --sizes preset --peer-bucket 29000 --work runs/pb
@@ -33,10 +35,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import peers
+import torch
+
+from bench import ceiling, peers
 from bench.peers import SIZES, Size
 from bench.report import publish
 from bench.timing import table, wait_for_quiet
+from seq2seq import ModelConfig, load_checkpoint
 from training.config import load_config
 
 SECTION = "Training speed against OpenNMT-py (Multi30k de->en)"
@@ -159,6 +164,52 @@ def measured(job: Any, size: Size, minutes: int, run_dir: Path) -> dict[str, Any
     return result
 
 
+def output_rows(result: dict[str, Any], work: Path) -> int:
+    """The width of a run's output layer: its target vocabulary, read from its model (the
+    first round's: every round of a series has the same)."""
+    run_dir = work / f"{result['size']}-{'ours' if result['toolkit'] == 'seq2seq' else 'peer'}-0"
+    if result["toolkit"] == "seq2seq":
+        config = load_checkpoint(run_dir / "best.pt").config
+        assert isinstance(config, ModelConfig)
+        return config.tgt_vocab_size
+    saved = torch.load(run_dir / "final.pt", map_location="cpu", weights_only=False)
+    return int(saved["generator"]["weight"].shape[0])
+
+
+def matmul_rate(result: dict[str, Any], work: Path) -> float:
+    """FLOP/s of the run's matrix multiplies (`bench.ceiling`'s count: the LSTMs and the
+    output layer, forward and backward), counting as many source tokens as target tokens."""
+    size, rows = SIZES[result["size"]], output_rows(result, work)
+    config = ModelConfig(
+        src_vocab_size=rows, tgt_vocab_size=rows, embedding_size=256,
+        hidden_size=size.hidden, num_layers=size.layers,
+    )  # fmt: skip
+    per_token = ceiling.training_flops(config, src_tokens=1, tgt_tokens=1)
+    return per_token * float(result["tokens_per_s"])
+
+
+def ceiling_note(results: list[dict[str, Any]], work: Path, peak: float) -> str:
+    """What 1.3x the peer's sentences/s would take of this machine's matmul rate, per size."""
+    needs = []
+    for size in dict.fromkeys(result["size"] for result in results):
+        ours = [r for r in results if r["size"] == size and r["toolkit"] == "seq2seq"]
+        peer = [r for r in results if r["size"] == size and r["toolkit"] == "OpenNMT-py"]
+        if not ours or not peer:
+            continue
+        scale = 1.3 * _mean(peer, "sentences_per_s") / _mean(ours, "sentences_per_s")
+        need = scale * sum(matmul_rate(r, work) for r in ours) / len(ours)
+        needs.append(f"{size} {need / 1e9:.0f} GFLOP/s ({need / peak:.0%})")
+    return (
+        f"Matmul ceiling (`bench.ceiling`, a 2048^3 fp32 multiply, best of 3 medians, measured "
+        f"as this section was written): {peak / 1e9:.0f} GFLOP/s. At the same batches, 1.3x the peer's "
+        f"sentences/s would need our matrix multiplies to run at " + ", ".join(needs) + " of it."
+    )
+
+
+def _mean(results: list[dict[str, Any]], key: str) -> float:
+    return sum(float(r[key]) for r in results) / len(results)
+
+
 def ratio_rows(results: list[dict[str, Any]]) -> list[list[object]]:
     """Per size, ours over the peer's: steps/s, sentences/s and target tokens/s (sums of rounds)."""
     rows: list[list[object]] = []
@@ -192,9 +243,9 @@ def bucket_note(bucket: int) -> str:
     return " (no more than one pass over the corpus a bucket: every pair trains once a pass)"
 
 
-def run_row(result: dict[str, Any]) -> list[object]:
+def run_row(result: dict[str, Any], work: Path, peak: float) -> list[object]:
     """One run as a table row."""
-    load = result["load"]
+    load, rate = result["load"], matmul_rate(result, work)
     return [
         result["size"],
         result["toolkit"],
@@ -205,17 +256,20 @@ def run_row(result: dict[str, Any]) -> list[object]:
         f"{result['tokens_per_s']:,.0f}",
         f"{result['tokens_per_s'] / result['sentences_per_s']:.2f}",
         f"{result['val_ppl']:.2f}",
+        output_rows(result, work),
+        f"{rate / 1e9:.0f} ({rate / peak:.0%})",
         f"{load[0]:.2f} / {load[1]:.2f}",
     ]
 
 
 RUN_HEADER = ["size", "toolkit", "steps", "loop s", "steps/s", "sentences/s", "target tokens/s",
-              "target tokens a sentence", "val ppl", "load before / after"]  # fmt: skip
+              "target tokens a sentence", "val ppl", "output rows", "matmul GFLOP/s (of ceiling)",
+              "load before / after"]  # fmt: skip
 RATIO_HEADER = ["size", "steps/s ours/peer", "sentences/s", "target tokens/s"]
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    """The section: the setting, every run, then the ratios."""
+def report(results: list[dict[str, Any]], args: argparse.Namespace, peak: float) -> str:
+    """The section: the setting, every run, the ratios, then what 1.3x would take."""
     return "\n".join(
         [
             f"{args.minutes} minutes of training each, one job at a time, fp32 on the CPU "
@@ -229,9 +283,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "Perplexity: validation references, per target subword of each toolkit (about "
             "15.7 a sentence in both).",
             "",
-            table(RUN_HEADER, [run_row(result) for result in results]),
+            table(RUN_HEADER, [run_row(result, args.work, peak) for result in results]),
             "",
             table(RATIO_HEADER, ratio_rows(results)),
+            "",
+            ceiling_note(results, args.work, peak),
             *(["", args.notes] if args.notes else []),
         ]
     )
@@ -262,7 +318,9 @@ def main() -> int:
         print(f"skipped: {reason}")
         return 0
     results = [r for name in args.sizes for r in run_size(SIZES[name], args, args.work)]
-    body = report(results, args)
+    wait_for_quiet()
+    peak = max(ceiling.matmul_flops() for _ in range(3))  # this machine's speed wanders
+    body = report(results, args, peak)
     publish(args.section, body, write=args.write)
     return 0
 
