@@ -200,9 +200,11 @@ def ceiling_note(results: list[dict[str, Any]], work: Path, peak: float) -> str:
         need = scale * sum(matmul_rate(r, work) for r in ours) / len(ours)
         needs.append(f"{size} {need / 1e9:.0f} GFLOP/s ({need / peak:.0%})")
     return (
-        f"Matmul ceiling (`bench.ceiling`, a 2048^3 fp32 multiply, best of 3 medians, measured "
-        f"as this section was written): {peak / 1e9:.0f} GFLOP/s. At the same batches, 1.3x the peer's "
-        f"sentences/s would need our matrix multiplies to run at " + ", ".join(needs) + " of it."
+        "Matmul ceiling (`bench.ceiling`, a 2048^3 fp32 multiply, best of 3 medians, measured "
+        f"as this section was written): {peak / 1e9:.0f} GFLOP/s. At the same batches, 1.3x "
+        "the peer's sentences/s would need our matrix multiplies to run at "
+        + ", ".join(needs)
+        + " of it."
     )
 
 
