@@ -7,7 +7,7 @@ learned `Bridge`; only final states ever cross, never the encoder's per-step out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +15,16 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from seq2seq.config import PAD_ID, ModelConfig
 from seq2seq.dropout import Dropout
-from seq2seq.recurrent import State, as_hidden, as_state, build_stack, step_layers, step_weights
+from seq2seq.recurrent import (
+    State,
+    Weights,
+    as_hidden,
+    as_state,
+    build_stack,
+    input_gates,
+    step_layers,
+    step_weights,
+)
 
 __all__ = ["Bridge", "Decoder", "Encoder", "Projection", "Seq2Seq", "State", "reverse_padded"]
 
@@ -98,6 +107,7 @@ class Decoder(nn.Module):
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size)
         if config.tie_embeddings:
             self.output.weight = self.embedding.weight
+        self._gates: tuple[tuple[tuple[int, int], ...], Tensor] | None = None
 
     def forward(self, tgt_in: Tensor, state: State) -> tuple[Tensor, State]:
         """tgt_in [B, T] ids -> logits [B, T, V] and the state after the last step."""
@@ -115,18 +125,34 @@ class Decoder(nn.Module):
     ) -> tuple[Tensor, State]:
         """One step, tokens [B] -> logits [B, V] (or [B, v] through another `output`, e.g. a
         shortlist's rows), through `step_layers` on the layers' own weights; a stack whose
-        weights are not plain tensors (int8) runs as a sequence."""
+        weights are not plain tensors (int8) runs as a sequence. An LSTM decoding without
+        gradients looks its bottom layer's input gates up (`input_gates`)."""
         project = self.output if output is None else output
         weights = step_weights(self.rnn)
         if weights is None:  # e.g. dynamically quantized layers
             outputs, state = self.states(tokens.unsqueeze(1), state)  # [B, 1, H]
             return project(outputs.squeeze(1)), state
-        inputs = self.dropout(self.embedding(tokens))  # [B, E]
+        table = self._input_gates(weights)  # [V, 4H], or None
+        # [B, E] embeddings, or [B, 4H] the bottom layer's input gates
+        inputs = self.dropout(self.embedding(tokens)) if table is None else table[tokens]
         dropout = self.layer_dropout if self.training else 0.0
         top, state = step_layers(
-            self.cell, weights, inputs, state, residual=self.residual, dropout=dropout
-        )  # [B, H]
+            self.cell, weights, inputs, state,
+            residual=self.residual, dropout=dropout, gates=table is not None,
+        )  # [B, H]  # fmt: skip
         return project(self.dropout(top)), state  # [B, V]
+
+    def _input_gates(self, weights: Sequence[Weights]) -> Tensor | None:
+        """The bottom layer's input gates of every target piece, [V, 4H], for an LSTM decoding
+        without gradients (None otherwise): its input product at every step becomes a lookup. Made
+        again whenever the weights change (their storage or version)."""
+        if self.training or self.cell != "lstm" or torch.is_grad_enabled():
+            return None
+        sources = (self.embedding.weight, *weights[0])
+        key = tuple((tensor.data_ptr(), tensor._version) for tensor in sources)
+        if self._gates is None or self._gates[0] != key:
+            self._gates = (key, input_gates(self.embedding.weight, weights[0]))
+        return self._gates[1]
 
 
 class Seq2Seq(nn.Module):

@@ -8,7 +8,8 @@ Both take and return the same things, so the encoder and the decoder never tell 
 A `State` is a tuple of tensors with the batch in dim 1: (h, c) for an LSTM, (h,) for a GRU,
 each [layers * directions, B, H]. PyTorch's modules take an LSTM's state as a pair and a GRU's
 as one tensor (`Hidden`); `as_state` and `as_hidden` convert. `step_layers` advances a decoder
-stack by one token with `torch.lstm_cell` / `torch.gru_cell` on the modules' own weights.
+stack by one token with `torch.lstm_cell` / `torch.gru_cell` on the modules' own weights, or,
+given the bottom LSTM layer's input gates (`input_gates`), with its hidden product alone.
 """
 
 from __future__ import annotations
@@ -161,29 +162,57 @@ def step_layers(
     *,
     residual: bool,
     dropout: float,
+    gates: bool = False,
 ) -> tuple[Tensor, State]:
     """One step through every layer: inputs [B, I], state [L, B, H] each -> the top layer's
     output [B, H] and the new state. `dropout` between layers (pass 0 outside training).
+    `gates`: an LSTM's `inputs` are the bottom layer's input gates instead ([B, 4H], rows of
+    `input_gates`), which skips that layer's input product.
 
     The same arithmetic as running the stack on a length-1 sequence, without the sequence
     machinery, which at small batches costs more than the step itself.
     """
     if cell == "gru":
         return _gru_step(weights, inputs, state, residual=residual, dropout=dropout)
-    return _lstm_step(weights, inputs, state, residual=residual, dropout=dropout)
+    return _lstm_step(weights, inputs, state, residual=residual, dropout=dropout, gates=gates)
+
+
+def input_gates(embedding: Tensor, weights: Weights) -> Tensor:
+    """An LSTM layer's input gates for every row of `embedding` [V, E]: x W_ih^T + b_ih + b_hh,
+    [V, 4H], so that a step on known tokens looks its gates up instead of multiplying."""
+    w_ih, _, b_ih, b_hh = weights
+    return torch.addmm(b_ih + b_hh, embedding, w_ih.t())  # [V, 4H]
 
 
 def _lstm_step(
-    weights: Sequence[Weights], inputs: Tensor, state: State, *, residual: bool, dropout: float
+    weights: Sequence[Weights],
+    inputs: Tensor,
+    state: State,
+    *,
+    residual: bool,
+    dropout: float,
+    gates: bool,
 ) -> tuple[Tensor, State]:
     hs, cs = [], []
     for layer, layer_weights in enumerate(weights):
-        below = _between_layers(inputs, layer, dropout)  # [B, I]
-        h, c = torch.lstm_cell(below, (state[0][layer], state[1][layer]), *layer_weights)
+        hc = (state[0][layer], state[1][layer])  # [B, H] each
+        if layer == 0 and gates:  # inputs [B, 4H]
+            h, c = _lstm_from_gates(inputs, hc, layer_weights[1])
+        else:
+            below = _between_layers(inputs, layer, dropout)  # [B, I]
+            h, c = torch.lstm_cell(below, hc, *layer_weights)
         hs.append(h)  # [B, H]
         cs.append(c)
         inputs = h + inputs if residual and layer > 0 else h
     return inputs, (torch.stack(hs), torch.stack(cs))  # [L, B, H] each
+
+
+def _lstm_from_gates(gates_in: Tensor, hc: tuple[Tensor, Tensor], w_hh: Tensor) -> Hidden:
+    """`torch.lstm_cell` with the input part of the gates given: gates_in [B, 4H]."""
+    gates = torch.addmm(gates_in, hc[0], w_hh.t())  # [B, 4H]: i, f, g, o
+    i, f, g, o = gates.chunk(4, dim=1)  # [B, H] each
+    c = torch.sigmoid(f) * hc[1] + torch.sigmoid(i) * torch.tanh(g)  # [B, H]
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 def _gru_step(

@@ -51,9 +51,17 @@ def test_shapes(name: str) -> None:
     assert model(src, src_len, tgt_in).shape == (3, 3, 24)
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "no_grad"])
 @pytest.mark.parametrize("name", VARIANTS)
-def test_decode_step_equals_the_decoder_over_the_sequence(name: str) -> None:
+def test_decode_step_equals_the_decoder_over_the_sequence(name: str, grad: bool) -> None:
     model, (src, src_len, tgt_in) = variant(name), batch()
+    with torch.set_grad_enabled(grad):  # without: an LSTM looks its input gates up
+        assert_steps_match(model, src, src_len, tgt_in)
+
+
+def assert_steps_match(
+    model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor
+) -> None:
     state = model.encode(src, src_len)
     expected, expected_state = model.decoder(tgt_in, state)  # [B, T, V]
     for position in range(tgt_in.size(1)):
@@ -61,6 +69,17 @@ def test_decode_step_equals_the_decoder_over_the_sequence(name: str) -> None:
         torch.testing.assert_close(logits, expected[:, position], atol=1e-5, rtol=0)
     for part, expected_part in zip(state, expected_state, strict=True):
         torch.testing.assert_close(part, expected_part, atol=1e-5, rtol=0)
+
+
+def test_looked_up_input_gates_follow_changed_weights() -> None:
+    model, (src, src_len, tgt_in) = variant("lstm"), batch()
+    with torch.no_grad():
+        model.decode_step(tgt_in[:, 0], model.encode(src, src_len))  # the table is made
+        model.decoder.rnn.weight_ih_l0.mul_(-1.5)  # as an optimizer step changes it in place
+        model.decoder.embedding.weight.add_(0.5)
+        assert_steps_match(model, src, src_len, tgt_in)
+        model.load_state_dict(variant("lstm", embedding_size=8).state_dict())
+        assert_steps_match(model, src, src_len, tgt_in)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
