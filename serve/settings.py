@@ -49,10 +49,11 @@ class Settings(BaseSettings):
     threads: int = Field(default=0, ge=0, le=256)
     """CPU threads for torch (in each inference process); 0: one per core, shared out among
     the inference processes."""
-    one_thread_rows: int = Field(default=32, ge=0)
+    one_thread_rows: int | None = Field(default=None, ge=0)
     """A batch of at most this many rows (sentences times beam size) decodes on one torch
     thread: such small batches gain little from more, and on a CPU the server's HTTP handling
-    keeps a core; 0: every batch uses `threads`."""
+    keeps a core; 0: every batch uses `threads`. Unset: 32, or 40 in int8 (beam 5 over 8
+    sentences), whose kernels gain less from a second thread."""
 
     beam_size: int = Field(default=1, ge=1, le=8)
     """Default beam width; 1 is greedy search (the fastest, used unless a request asks)."""

@@ -234,6 +234,12 @@ def test_small_batches_decode_on_one_thread(tiny_checkpoint_path: Path) -> None:
     assert seen == [1, 2, 2, 1]
 
 
-def test_one_thread_rows_reach_the_limits(tiny_checkpoint_path: Path) -> None:
-    settings = Settings(model=[str(tiny_checkpoint_path)], one_thread_rows=7)
-    assert BatchLimits.from_settings(settings).one_thread_rows == 7
+@pytest.mark.parametrize(
+    ("given", "precision", "rows"), [(None, "fp32", 32), (None, "int8", 40), (7, "int8", 7)]
+)
+def test_one_thread_rows_reach_the_limits(
+    tiny_checkpoint_path: Path, given: int | None, precision: str, rows: int
+) -> None:
+    model = [str(tiny_checkpoint_path)]
+    settings = Settings(model=model, one_thread_rows=given, precision=precision)
+    assert BatchLimits.from_settings(settings).one_thread_rows == rows
