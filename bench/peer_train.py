@@ -167,12 +167,17 @@ def measured(job: Any, size: Size, minutes: int, run_dir: Path) -> dict[str, Any
 def output_rows(result: dict[str, Any], work: Path) -> int:
     """The width of a run's output layer: its target vocabulary, read from its model (the
     first round's: every round of a series has the same)."""
-    run_dir = work / f"{result['size']}-{'ours' if result['toolkit'] == 'seq2seq' else 'peer'}-0"
-    if result["toolkit"] == "seq2seq":
-        config = load_checkpoint(run_dir / "best.pt").config
+    name = "ours" if result["toolkit"] == "seq2seq" else "peer"
+    return _model_rows(work / f"{result['size']}-{name}-0", name == "ours")
+
+
+@functools.cache
+def _model_rows(run_dir: Path, ours: bool) -> int:
+    if ours:
+        config = load_checkpoint(run_dir / "best.pt", weights=False).config
         assert isinstance(config, ModelConfig)
         return config.tgt_vocab_size
-    saved = torch.load(run_dir / "final.pt", map_location="cpu", weights_only=False)
+    saved = torch.load(run_dir / "final.pt", map_location="cpu", weights_only=False, mmap=True)
     return int(saved["generator"]["weight"].shape[0])
 
 

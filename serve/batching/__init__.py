@@ -91,7 +91,7 @@ class BatchLimits:
             one_thread_rows=(
                 settings.one_thread_rows
                 if settings.one_thread_rows is not None
-                else ONE_THREAD_ROWS.get(settings.precision, 32)
+                else ONE_THREAD_ROWS.get(settings.precision, cls.one_thread_rows)
             ),
         )
 
