@@ -15,10 +15,13 @@ Target tokens a sentence show what each toolkit trained on: with OpenNMT-py's de
 source sentence a batch and drops most copies of the longer sentences, so its sentences are
 shorter than the corpus's; `--peer-bucket 29000` sorts one pass at a time, as ours does.
 Each run's matrix multiplies are counted (`bench.ceiling`) and set against this machine's
-matmul rate, to show what a faster step would have to reach.
+matmul rate, to show what a faster step would have to reach. `--precisions fp32 bf16` adds a
+run of ours under bf16 autocast after each of its fp32 runs (on CPUs with bfloat16
+instructions), set against the same run of the peer, which trains in fp32 on a CPU.
 
     python -m bench.peer_train --minutes 5 --sizes preset 2x512
     python -m bench.peer_train --minutes 5 --sizes preset --peer-bucket 29000 --work runs/pb
+    python -m bench.peer_train --peer-bucket 29000 --precisions fp32 bf16 --work runs/pb16
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from bench.peers import SIZES, Size
 from bench.report import publish
 from bench.timing import table, wait_for_quiet
 from seq2seq import ModelConfig, load_checkpoint
+from seq2seq.precision import cpu_bf16_autocast_works
 from training.config import load_config
 
 SECTION = "Training speed against OpenNMT-py (Multi30k de->en)"
@@ -101,14 +105,18 @@ def onmt_val_ppl(model: Path) -> float:
 
 
 def train_ours(
-    size: Size, minutes: int, run_dir: Path, overrides: tuple[str, ...] = ()
+    size: Size,
+    minutes: int,
+    run_dir: Path,
+    overrides: tuple[str, ...] = (),
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Train this project for `minutes` with the README's command (and `overrides`, each
-    "section.key=value"); its figures."""
+    "section.key=value") at `precision`; its figures."""
     command = [
         sys.executable, "-m", "seq2seq.cli", "train", str(PRESET), f"--run_dir={run_dir}",
         f"--train.max_minutes={minutes}", "--train.progress=false", *size.our_overrides(),
-        *(f"--{override}" for override in overrides),
+        *(f"--{override}" for override in overrides), f"--train.precision={precision}",
     ]  # fmt: skip
     load = os.getloadavg()[0]
     run_dir.mkdir(parents=True)
@@ -119,6 +127,7 @@ def train_ours(
     final = next(record for record in reversed(records) if "val_ppl" in record)
     return {
         "toolkit": "seq2seq",
+        "precision": precision,
         "size": size.name,
         "steps": end["step"],
         "seconds": end["elapsed_s"],
@@ -131,17 +140,31 @@ def train_ours(
 
 
 def run_size(size: Size, args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
-    """`args.rounds` back-to-back pairs of runs at `size`, alternating which goes first."""
+    """`args.rounds` back-to-back series of runs at `size` (the peer's, then ours at each of
+    `args.precisions`), alternating which goes first."""
     results = []
-    ours = functools.partial(train_ours, overrides=tuple(args.override))
-    peer = functools.partial(train_peer, bucket=args.peer_bucket)
+    jobs: list[tuple[str, Any]] = [("peer", functools.partial(train_peer, bucket=args.peer_bucket))]
+    for precision in args.precisions:
+        job = functools.partial(train_ours, overrides=tuple(args.override), precision=precision)
+        jobs.append((our_name(precision), job))
     for round_ in range(args.rounds):
-        jobs = [("peer", peer), ("ours", ours)]
         for name, job in jobs if round_ % 2 == 0 else jobs[::-1]:
             wait_for_quiet()
             run_dir = scratch / f"{size.name}-{name}-{round_}"
             results.append(earlier(run_dir, args) or measured(job, size, args.minutes, run_dir))
     return results
+
+
+def our_name(precision: str) -> str:
+    """Our runs' folder name at `precision` (fp32's without a suffix, as before bf16 runs)."""
+    return "ours" if precision == "fp32" else f"ours-{precision}"
+
+
+def run_name(result: dict[str, Any]) -> str:
+    """The folder name of a run's result."""
+    if result["toolkit"] != "seq2seq":
+        return "peer"
+    return our_name(result.get("precision", "fp32"))
 
 
 def earlier(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -167,8 +190,8 @@ def measured(job: Any, size: Size, minutes: int, run_dir: Path) -> dict[str, Any
 def output_rows(result: dict[str, Any], work: Path) -> int:
     """The width of a run's output layer: its target vocabulary, read from its model (the
     first round's: every round of a series has the same)."""
-    name = "ours" if result["toolkit"] == "seq2seq" else "peer"
-    return _model_rows(work / f"{result['size']}-{name}-0", name == "ours")
+    name = run_name(result)
+    return _model_rows(work / f"{result['size']}-{name}-0", name != "peer")
 
 
 @functools.cache
@@ -197,7 +220,7 @@ def ceiling_note(results: list[dict[str, Any]], work: Path, peak: float) -> str:
     """What 1.3x the peer's sentences/s would take of this machine's matmul rate, per size."""
     needs = []
     for size in dict.fromkeys(result["size"] for result in results):
-        ours = [r for r in results if r["size"] == size and r["toolkit"] == "seq2seq"]
+        ours = [r for r in results if r["size"] == size and run_name(r) == "ours"]
         peer = [r for r in results if r["size"] == size and r["toolkit"] == "OpenNMT-py"]
         if not ours or not peer:
             continue
@@ -218,17 +241,19 @@ def _mean(results: list[dict[str, Any]], key: str) -> float:
 
 
 def ratio_rows(results: list[dict[str, Any]]) -> list[list[object]]:
-    """Per size, ours over the peer's: steps/s, sentences/s and target tokens/s (sums of rounds)."""
+    """Per size and our precision, ours over the peer's: steps/s, sentences/s and target
+    tokens/s (means of rounds)."""
     rows: list[list[object]] = []
     for size in dict.fromkeys(result["size"] for result in results):
-        ours = [r for r in results if r["size"] == size and r["toolkit"] == "seq2seq"]
         peer = [r for r in results if r["size"] == size and r["toolkit"] == "OpenNMT-py"]
-        cells: list[object] = [size]
-        for key in ("steps_per_s", "sentences_per_s", "tokens_per_s"):
-            mine = sum(r[key] for r in ours) / len(ours)
-            theirs = sum(r[key] for r in peer) / len(peer)
-            cells.append(f"**{mine / theirs:.2f}x**")
-        rows.append(cells)
+        for name in dict.fromkeys(run_name(r) for r in results if r["toolkit"] == "seq2seq"):
+            ours = [r for r in results if r["size"] == size and run_name(r) == name]
+            if not ours or not peer:
+                continue
+            cells: list[object] = [size, ours[0].get("precision", "fp32")]
+            for key in ("steps_per_s", "sentences_per_s", "tokens_per_s"):
+                cells.append(f"**{_mean(ours, key) / _mean(peer, key):.2f}x**")
+            rows.append(cells)
     return rows
 
 
@@ -250,12 +275,14 @@ def bucket_note(bucket: int) -> str:
     return " (no more than one pass over the corpus a bucket: every pair trains once a pass)"
 
 
-def run_row(result: dict[str, Any], work: Path, peak: float) -> list[object]:
-    """One run as a table row."""
+def run_row(result: dict[str, Any], work: Path, peaks: dict[str, float]) -> list[object]:
+    """One run as a table row; its matmul rate set against the ceiling of its precision."""
     load, rate = result["load"], matmul_rate(result, work)
+    precision = result.get("precision", "fp32")
+    toolkit = result["toolkit"] + ("" if precision == "fp32" else f" {precision}")
     return [
         result["size"],
-        result["toolkit"],
+        toolkit,
         result["steps"],
         f"{result['seconds']:.0f}",
         f"{result['steps_per_s']:.2f}",
@@ -264,7 +291,7 @@ def run_row(result: dict[str, Any], work: Path, peak: float) -> list[object]:
         f"{result['tokens_per_s'] / result['sentences_per_s']:.2f}",
         f"{result['val_ppl']:.2f}",
         output_rows(result, work),
-        f"{rate / 1e9:.0f} ({rate / peak:.0%})",
+        f"{rate / 1e9:.0f} ({rate / peaks[precision]:.0%})",
         f"{load[0]:.2f} / {load[1]:.2f}",
     ]
 
@@ -272,17 +299,18 @@ def run_row(result: dict[str, Any], work: Path, peak: float) -> list[object]:
 RUN_HEADER = ["size", "toolkit", "steps", "loop s", "steps/s", "sentences/s", "target tokens/s",
               "target tokens a sentence", "val ppl", "output rows", "matmul GFLOP/s (of ceiling)",
               "load before / after"]  # fmt: skip
-RATIO_HEADER = ["size", "steps/s ours/peer", "sentences/s", "target tokens/s"]
+RATIO_HEADER = ["size", "ours in", "steps/s ours/peer", "sentences/s", "target tokens/s"]
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace, peak: float) -> str:
+def report(results: list[dict[str, Any]], args: argparse.Namespace, peaks: dict[str, float]) -> str:
     """The section: the setting, every run, the ratios, then what 1.3x would take."""
     return "\n".join(
         [
-            f"{args.minutes} minutes of training each, one job at a time, fp32 on the CPU "
-            "(2 threads each). Sizes: preset = 1 LSTM layer a side, embeddings and hidden 256; "
-            "2x512 = 2 layers of 512, embeddings 256. Ours: rates over its whole training loop, "
-            f"its validations (every {load_config(PRESET, []).train.eval_every} steps) and "
+            f"{args.minutes} minutes of training each, one job at a time, on the CPU "
+            f"(2 threads each), {precision_note(args.precisions, peaks)}. Sizes: preset = 1 "
+            "LSTM layer a side, embeddings and hidden 256; 2x512 = 2 layers of 512, "
+            "embeddings 256. Ours: rates over its whole training loop, its validations "
+            f"(every {load_config(PRESET, []).train.eval_every} steps) and "
             f"checkpoints included{overrides(args)}. OpenNMT-py: from its "
             "first progress report to its last, which leaves out its reading of the corpus "
             "(ours reads it before the loop); its scripts validate and save only at the end; "
@@ -290,14 +318,34 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, peak: float)
             "Perplexity: validation references, per target subword of each toolkit (about "
             "15.7 a sentence in both).",
             "",
-            table(RUN_HEADER, [run_row(result, args.work, peak) for result in results]),
+            table(RUN_HEADER, [run_row(result, args.work, peaks) for result in results]),
             "",
             table(RATIO_HEADER, ratio_rows(results)),
             "",
-            ceiling_note(results, args.work, peak),
+            ceiling_note(results, args.work, peaks["fp32"]),
             *(["", args.notes] if args.notes else []),
         ]
     )
+
+
+def precision_note(precisions: list[str], peaks: dict[str, float]) -> str:
+    """Which precisions ran, and the bf16 ceiling where it did."""
+    if precisions == ["fp32"]:
+        return "fp32"
+    return (
+        "the peer in fp32, ours in " + " and ".join(precisions) + " (`--train.precision`; "
+        "bf16 is autocast, with fp32 weights and optimizer state, on a CPU with bfloat16 "
+        f"instructions, whose bf16 matmul ceiling measured {peaks['bf16'] / 1e9:.0f} GFLOP/s; "
+        "each run's matmul rate below is set against the ceiling of its own precision)"
+    )
+
+
+def ceilings(precisions: list[str]) -> dict[str, float]:
+    """This machine's matmul rate at each precision, best of 3 (its speed wanders)."""
+    peaks = {"fp32": max(ceiling.matmul_flops() for _ in range(3))}
+    if "bf16" in precisions:
+        peaks["bf16"] = max(ceiling.matmul_flops(dtype=torch.bfloat16) for _ in range(3))
+    return peaks
 
 
 def main() -> int:
@@ -316,6 +364,11 @@ def main() -> int:
         "--peer-bucket", type=int, default=BUCKET,
         help=f"OpenNMT-py's bucket_size (default {BUCKET}, its own; {CORPUS}: one pass a bucket)",
     )  # fmt: skip
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+        help="our runs' train.precision, each against the same peer run (bf16 needs a CPU with "
+        "bfloat16 instructions)",
+    )  # fmt: skip
     parser.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
@@ -324,10 +377,13 @@ def main() -> int:
     if reason:
         print(f"skipped: {reason}")
         return 0
+    if "bf16" in args.precisions and not cpu_bf16_autocast_works():
+        print("skipped: bf16 needs a CPU with bfloat16 instructions, and this one has none")
+        return 0
     results = [r for name in args.sizes for r in run_size(SIZES[name], args, args.work)]
     wait_for_quiet()
-    peak = max(ceiling.matmul_flops() for _ in range(3))  # this machine's speed wanders
-    body = report(results, args, peak)
+    peaks = ceilings(args.precisions)
+    body = report(results, args, peaks)
     publish(args.section, body, write=args.write)
     return 0
 

@@ -17,17 +17,31 @@ HEADER = "# Benchmarks\n\nEvery section is written by the script it names; rerun
 
 
 def machine() -> str:
-    """One line: CPU model, cores, torch version and threads, GPU if any."""
+    """One line: CPU model and vector instructions, cores, torch version and threads, GPU if
+    any."""
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        text = cpuinfo.read_text()
+        match = re.search(r"model name\s*:\s*(.+)", text)
         cpu = match.group(1).strip() if match else cpu
+        flags = re.search(r"flags\s*:\s*(.+)", text)
+        cpu += f" ({vector_units(set(flags.group(1).split()) if flags else set())})"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
         f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
     )
+
+
+def vector_units(flags: set[str]) -> str:
+    """The widest vector instructions among a CPU's flags, and whether it has bfloat16 ones
+    (they decide what bf16 autocast costs)."""
+    if "avx512_bf16" in flags:
+        return "AVX-512 with BF16"
+    if "avx512f" in flags:
+        return "AVX-512, no BF16"
+    return "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
 
 
 def command() -> str:
