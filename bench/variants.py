@@ -54,6 +54,7 @@ VARIANTS: dict[str, list[str]] = {
     "dropout1": ["--model.dropout=0.1"],
     "lstm_seed2": ["--seed=2"],
     "lstm_seed3": ["--seed=3"],
+    "bf16": ["--train.precision=bf16"],
 }
 """Name -> overrides of the preset. lstm is the preset itself, measured in the same session;
 lstm_seed2 and lstm_seed3 are the preset from other random initialisations and batch orders
@@ -64,7 +65,9 @@ against `dropout3`, 0.3, which the preset then adopted).
 vocab4000 trains its own SentencePiece models (4,000 pieces a language, about the target
 vocabulary of the OpenNMT-py comparison), so it cannot join an ensemble of the others.
 vocab8000_4000 too: a wider source vocabulary (shorter German sentences: more of them fit a
-batch, for one larger embedding) and a narrower target one (a cheaper output layer)."""
+batch, for one larger embedding) and a narrower target one (a cheaper output layer).
+bf16 is the preset trained under bf16 autocast (fp32 weights and Adam state), which needs a
+CPU with bfloat16 instructions or a GPU; its checkpoints are fp32 like the others'."""
 TOKENIZERS = ("spm.de.model", "spm.en.model")
 STALE = ("metrics.jsonl", "best.pt", "last.pt", "variant.json")
 """What an earlier, unfinished run of a variant leaves that a new run must not mix with."""
