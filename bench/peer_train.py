@@ -17,11 +17,13 @@ shorter than the corpus's; `--peer-bucket 29000` sorts one pass at a time, as ou
 Each run's matrix multiplies are counted (`bench.ceiling`) and set against this machine's
 matmul rate, to show what a faster step would have to reach. `--precisions fp32 bf16` adds a
 run of ours under bf16 autocast after each of its fp32 runs (on CPUs with bfloat16
-instructions), set against the same run of the peer, which trains in fp32 on a CPU.
+instructions), set against the same run of the peer, which trains in fp32 on a CPU;
+`auto` runs the preset's own `train.precision: auto` (bf16 where its probe finds bf16 faster).
 
     python -m bench.peer_train --minutes 5 --sizes preset 2x512
     python -m bench.peer_train --minutes 5 --sizes preset --peer-bucket 29000 --work runs/pb
     python -m bench.peer_train --peer-bucket 29000 --precisions fp32 bf16 --work runs/pb16
+    python -m bench.peer_train --peer-bucket 29000 --precisions fp32 auto --work runs/pba
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def train_ours(
     precision: str = "fp32",
 ) -> dict[str, Any]:
     """Train this project for `minutes` with the README's command (and `overrides`, each
-    "section.key=value") at `precision`; its figures."""
+    "section.key=value") at `precision`; its figures, with the precision `auto` chose."""
     command = [
         sys.executable, "-m", "seq2seq.cli", "train", str(PRESET), f"--run_dir={run_dir}",
         f"--train.max_minutes={minutes}", "--train.progress=false", *size.our_overrides(),
@@ -127,7 +129,8 @@ def train_ours(
     final = next(record for record in reversed(records) if "val_ppl" in record)
     return {
         "toolkit": "seq2seq",
-        "precision": precision,
+        "requested": precision,
+        "precision": end.get("precision", precision),
         "size": size.name,
         "steps": end["step"],
         "seconds": end["elapsed_s"],
@@ -164,7 +167,14 @@ def run_name(result: dict[str, Any]) -> str:
     """The folder name of a run's result."""
     if result["toolkit"] != "seq2seq":
         return "peer"
-    return our_name(result.get("precision", "fp32"))
+    return our_name(result.get("requested", result.get("precision", "fp32")))
+
+
+def precision_label(result: dict[str, Any]) -> str:
+    """How a run of ours was asked to train, and what `auto` chose ("auto: bf16")."""
+    precision = result.get("precision", "fp32")
+    requested = result.get("requested", precision)
+    return precision if requested == precision else f"{requested}: {precision}"
 
 
 def earlier(run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -250,7 +260,7 @@ def ratio_rows(results: list[dict[str, Any]]) -> list[list[object]]:
             ours = [r for r in results if r["size"] == size and run_name(r) == name]
             if not ours or not peer:
                 continue
-            cells: list[object] = [size, ours[0].get("precision", "fp32")]
+            cells: list[object] = [size, precision_label(ours[0])]
             for key in ("steps_per_s", "sentences_per_s", "tokens_per_s"):
                 cells.append(f"**{_mean(ours, key) / _mean(peer, key):.2f}x**")
             rows.append(cells)
@@ -279,7 +289,8 @@ def run_row(result: dict[str, Any], work: Path, peaks: dict[str, float]) -> list
     """One run as a table row; its matmul rate set against the ceiling of its precision."""
     load, rate = result["load"], matmul_rate(result, work)
     precision = result.get("precision", "fp32")
-    toolkit = result["toolkit"] + ("" if precision == "fp32" else f" {precision}")
+    label = precision_label(result) if result["toolkit"] == "seq2seq" else "fp32"
+    toolkit = result["toolkit"] + ("" if label == "fp32" else f" {label}")
     return [
         result["size"],
         toolkit,
@@ -332,18 +343,29 @@ def precision_note(precisions: list[str], peaks: dict[str, float]) -> str:
     """Which precisions ran, and the bf16 ceiling where it did."""
     if precisions == ["fp32"]:
         return "fp32"
+    bf16 = (
+        f", whose bf16 matmul ceiling measured {peaks['bf16'] / 1e9:.0f} GFLOP/s"
+        if "bf16" in peaks
+        else ""
+    )
+    auto = (
+        "; auto is the preset's `train.precision: auto`, which times a few fp32 and bf16 steps "
+        "as the run starts and takes bf16 if it is at least 1.1x faster"
+        if "auto" in precisions
+        else ""
+    )
     return (
         "the peer in fp32, ours in " + " and ".join(precisions) + " (`--train.precision`; "
         "bf16 is autocast, with fp32 weights and optimizer state, on a CPU with bfloat16 "
-        f"instructions, whose bf16 matmul ceiling measured {peaks['bf16'] / 1e9:.0f} GFLOP/s; "
-        "each run's matmul rate below is set against the ceiling of its own precision)"
+        f"instructions{bf16}{auto}; each run's matmul rate below is set against the ceiling "
+        "of the precision it trained at)"
     )
 
 
 def ceilings(precisions: list[str]) -> dict[str, float]:
     """This machine's matmul rate at each precision, best of 3 (its speed wanders)."""
     peaks = {"fp32": max(ceiling.matmul_flops() for _ in range(3))}
-    if "bf16" in precisions:
+    if "bf16" in precisions or ("auto" in precisions and cpu_bf16_autocast_works()):
         peaks["bf16"] = max(ceiling.matmul_flops(dtype=torch.bfloat16) for _ in range(3))
     return peaks
 
@@ -365,9 +387,9 @@ def main() -> int:
         help=f"OpenNMT-py's bucket_size (default {BUCKET}, its own; {CORPUS}: one pass a bucket)",
     )  # fmt: skip
     parser.add_argument(
-        "--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+        "--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
         help="our runs' train.precision, each against the same peer run (bf16 needs a CPU with "
-        "bfloat16 instructions)",
+        "bfloat16 instructions; auto is the preset's own choice)",
     )  # fmt: skip
     parser.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     parser.add_argument("--retrain", action="store_true", help="rerun runs that have results")

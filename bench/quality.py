@@ -148,6 +148,7 @@ def training_facts(run_dir: Path) -> dict[str, Any]:
         "elapsed_s": end["elapsed_s"],
         "stopped": end["stopped"],
         "best_val_bleu": end["best_val_bleu"],
+        "precision": end.get("precision", "fp32"),  # runs before train.precision: auto
     }
 
 
@@ -235,7 +236,7 @@ def report(
         f"embedding {model.embedding_size}, hidden {model.hidden_size}, {model.num_layers} "
         f"layer{'s' if model.num_layers > 1 else ''} a side, vocab "
         f"{config.tokenizer.vocab_size} per language, reversed source, no attention.",
-        f"Training: {hardware(args.processes, config.train.device, config.train.precision)}, "
+        f"Training: {hardware(args.processes, config.train.device, facts['precision'])}, "
         f"budget {args.minutes:g} min; "
         f"stopped by {facts['stopped']} after {facts['steps']} steps "
         f"(epoch {facts['epochs']}), {facts['elapsed_s'] / 60:.1f} min in the loop"
@@ -261,13 +262,15 @@ def report(
     return "\n".join(lines)
 
 
-def hardware(processes: int, device: str, precision: str) -> str:
-    """Where training ran: CPU processes and threads, or the GPU and its precision."""
+def hardware(processes: int, device: str, precision: str | None = None) -> str:
+    """Where training ran (CPU processes and threads, or the GPU), and at what precision."""
     if device != "cpu" and torch.cuda.is_available():
-        return f"{processes} process(es) on {torch.cuda.get_device_name(0)}, {precision}"
-    if processes == 1:
-        return f"1 process x {torch.get_num_threads()} threads"
-    return f"{processes} processes x 1 thread"
+        place = f"{processes} process(es) on {torch.cuda.get_device_name(0)}"
+    elif processes == 1:
+        place = f"1 process x {torch.get_num_threads()} threads"
+    else:
+        place = f"{processes} processes x 1 thread"
+    return place if precision is None else f"{place}, {precision}"
 
 
 def main() -> int:

@@ -55,6 +55,7 @@ VARIANTS: dict[str, list[str]] = {
     "lstm_seed2": ["--seed=2"],
     "lstm_seed3": ["--seed=3"],
     "bf16": ["--train.precision=bf16"],
+    "fp32": ["--train.precision=fp32"],
 }
 """Name -> overrides of the preset. lstm is the preset itself, measured in the same session;
 lstm_seed2 and lstm_seed3 are the preset from other random initialisations and batch orders
@@ -67,7 +68,9 @@ vocabulary of the OpenNMT-py comparison), so it cannot join an ensemble of the o
 vocab8000_4000 too: a wider source vocabulary (shorter German sentences: more of them fit a
 batch, for one larger embedding) and a narrower target one (a cheaper output layer).
 bf16 is the preset trained under bf16 autocast (fp32 weights and Adam state), which needs a
-CPU with bfloat16 instructions or a GPU; its checkpoints are fp32 like the others'."""
+CPU with bfloat16 instructions or a GPU; its checkpoints are fp32 like the others'. The
+preset's `train.precision: auto` trains in bf16 where a probe of the step finds it faster (the
+table's precision column says what each run chose); fp32 and bf16 pin the precision."""
 TOKENIZERS = ("spm.de.model", "spm.en.model")
 STALE = ("metrics.jsonl", "best.pt", "last.pt", "variant.json")
 """What an earlier, unfinished run of a variant leaves that a new run must not mix with."""
@@ -195,10 +198,10 @@ def run_ensemble(names: list[str], args: argparse.Namespace, windows: Windows) -
 def table(results: list[dict[str, Any]]) -> list[str]:
     """One row per variant: BLEU greedy / beam 5 per split, training and decoding figures."""
     lines = [
-        "| variant | parameters | steps | target tokens/s | val BLEU greedy / beam 5 | "
+        "| variant | parameters | precision | steps | target tokens/s | val BLEU greedy / beam 5 | "
         "test_2016_flickr BLEU greedy / beam 5 | test decode s greedy / beam 5 | "
         "load before / mean / after |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         lines.append("| " + " | ".join(_cells(result)) + " |")
@@ -215,6 +218,7 @@ def _cells(result: dict[str, Any]) -> list[str]:
     return [
         result["name"],
         f"{result['parameters'] / 1e6:.1f} M",
+        facts.get("precision", "fp32") if facts else "",
         f"{facts['steps']:,}" if facts else "",
         f"{facts['tokens_per_s']:,.0f}" if facts else "",
         *scores,
@@ -228,7 +232,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     extra = " ".join(args.overrides) or "no other overrides"
     lines = [
         f"Preset `{Path(args.config).name}` ({extra}), each variant trained for "
-        f"{args.minutes:g} minutes ({quality.hardware(args.processes, 'cpu', 'fp32')}), "
+        f"{args.minutes:g} minutes ({quality.hardware(args.processes, 'cpu')}), "
         "one after another, "
         "each in a quiet window of its own; best.pt scored with sacrebleu (13a, cased). "
         "The load average is the 1-minute figure as training started, its mean over the run "

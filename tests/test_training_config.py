@@ -107,7 +107,7 @@ def test_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("--train.precision=fp8", "train.precision must be one of fp32, bf16, fp16, got 'fp8'"),
+        ("--train.precision=fp8", "precision must be one of auto, fp32, bf16, fp16, got 'fp8'"),
         ("--optim.schedule=step", "optim.schedule must be one of"),
         ("--model.hidden_size=0", "model.hidden_size must be positive"),
         ("--model.dropout=1.5", r"model.dropout must be in \[0, 1\), got 1.5"),

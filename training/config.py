@@ -167,8 +167,9 @@ class LoopConfig:
     streamed data."""
     log_every: Positive = 50
     """Write a metrics.jsonl line every this many steps."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """'fp32', 'bf16' (autocast on CUDA or CPU) or 'fp16' (CUDA, with a gradient scaler)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """'fp32', 'bf16' (autocast on CUDA or CPU), 'fp16' (CUDA, with a gradient scaler), or
+    'auto': bf16 where a probe of the run's step finds it clearly faster, else fp32."""
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu', 'cuda'."""
     threads: int = 0

@@ -126,6 +126,7 @@ def _finish(trainer: Trainer, reason: str, validated_at: int) -> None:
                 "tokens": trainer.progress.tokens,
                 "sentences": trainer.progress.sentences,
                 "best_val_bleu": trainer.progress.best_bleu,
+                "precision": trainer.config.train.precision,  # what `auto` chose
             }
         )
         print(

@@ -8,6 +8,7 @@ shard of the batches and only rank 0 writes files and evaluates.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -23,14 +24,15 @@ import torch
 
 from seq2seq import Tokenizer, TokenizerPair
 from seq2seq.allocator import keep_freed_memory
-from seq2seq.checkpoint import remove_stale_temporaries
+from seq2seq.checkpoint import load_checkpoint, remove_stale_temporaries
 from seq2seq.shortlist import MAX_PAIRS, Shortlist, build_shortlist
 from training import distributed
 from training.batching import DatasetBatches, StreamBatches, TokenBatchSampler
 from training.config import TrainConfig, load_config
 from training.data import describe_source, encode_split, encode_stream, iter_pairs, load_split
 from training.loop import fit
-from training.trainer import Trainer, check_training_precision
+from training.precision import resolve_precision
+from training.trainer import Trainer, check_training_precision, model_config
 from training.validation import Validator
 
 
@@ -83,7 +85,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Outcome:
     try:
         check_training_precision(config.train.precision, context.device)  # before data work
         torch.manual_seed(config.seed)
-        trainer = build_trainer(config, context)
+        resumed = recorded_precision(last) if resume else None
+        trainer = build_trainer(config, context, resumed=resumed)
         if resume:
             trainer.resume(Path(config.run_dir) / "last.pt")
         with stop_on_signals(trainer):
@@ -103,11 +106,14 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
+def build_trainer(
+    config: TrainConfig, context: distributed.Context, *, resumed: str | None = None
+) -> Trainer:
     """Tokenizers, data and model for `config`; rank 0 prepares, the other ranks follow.
 
     The SentencePiece models are sent from rank 0 to every rank, so nodes need no shared
-    filesystem; each node encodes its own data cache if it has none.
+    filesystem; each node encodes its own data cache if it has none. `resumed` is the
+    precision of the run being resumed, which `train.precision: auto` keeps.
     """
     protos: list[bytes] = []
     if context.is_main:
@@ -119,11 +125,38 @@ def build_trainer(config: TrainConfig, context: distributed.Context) -> Trainer:
         prepare_train_data(config, tokenizers, context)
     src, tgt = distributed.broadcast_objects(context, protos, count=2)
     tokenizers = TokenizerPair(Tokenizer(src), Tokenizer(tgt))
+    config = with_precision_resolved(config, tokenizers, context, resumed)
     distributed.barrier(context)
     batches = prepare_train_data(config, tokenizers, context)
     validator = prepare_validator(config, tokenizers) if context.is_main else None
     shortlist = training_shortlist(config, batches, tokenizers) if context.is_main else None
     return Trainer(config, tokenizers, batches, validator, context, shortlist)  # type: ignore[arg-type]
+
+
+def with_precision_resolved(
+    config: TrainConfig,
+    tokenizers: TokenizerPair,
+    context: distributed.Context,
+    resumed: str | None,
+) -> TrainConfig:
+    """`config` with `train.precision: auto` replaced by rank 0's choice, on every rank; the
+    checkpoints' config then says what the run trained at."""
+    choice: list[str] = [config.train.precision]
+    if context.is_main:
+        network = model_config(config, tokenizers)
+        precision, why = resolve_precision(config.train, network, context.device, resumed)
+        if config.train.precision == "auto":
+            print(f"precision: {precision} ({why})", file=sys.stderr)
+        choice = [precision]
+    (precision,) = distributed.broadcast_objects(context, choice, count=1)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, precision=precision))
+
+
+def recorded_precision(last: Path) -> str | None:
+    """The precision the run in `last` (a last.pt) trained at, if it says."""
+    metadata = load_checkpoint(last, weights=False).metadata
+    precision = metadata.get("train_config", {}).get("train", {}).get("precision")
+    return str(precision) if precision else None
 
 
 def training_shortlist(

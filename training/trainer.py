@@ -52,6 +52,8 @@ class Trainer:
         context: distributed.Context,
         shortlist: Shortlist | None = None,
     ) -> None:
+        if config.train.precision == "auto":
+            raise ValueError("train.precision auto is resolved before a Trainer is built")
         self.config, self.tokenizers, self.context = config, tokenizers, context
         self.shortlist = shortlist  # written into every checkpoint
         self.batches, self.validator = batches, validator
