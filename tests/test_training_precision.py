@@ -61,6 +61,16 @@ def test_auto_without_bf16_arithmetic_is_fp32_without_a_probe(
     assert (precision, calls) == ("fp32", []) and "no bfloat16" in why
 
 
+def test_a_bf16_run_resumed_where_bf16_cannot_run_goes_on_in_fp32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(training.precision, "bf16_runs_on", lambda _: False)
+    auto = LoopConfig(precision="auto")
+    assert resolve_precision(auto, NETWORK, CPU, resumed="bf16")[0] == "fp32"
+    monkeypatch.setattr(training.precision, "bf16_runs_on", lambda _: True)
+    assert resolve_precision(auto, NETWORK, CPU, resumed="bf16")[0] == "bf16"
+
+
 def test_a_bf16_failure_in_the_probe_means_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object) -> tuple[float, float]:
         raise RuntimeError("could not create a primitive\nmore detail")

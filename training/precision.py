@@ -7,7 +7,8 @@ at all. A flag check cannot tell these apart, so `auto` times the run's own step
 interleaved forward and backward passes of a freshly initialised copy of the model on a
 batch of the configured size, fp32 against bf16. bf16 is chosen only when it is clearly
 faster (`MARGIN`); weights and optimizer state stay fp32 either way, so checkpoints do not
-change. A resumed run keeps the precision its first session chose.
+change. A resumed run keeps the precision its first session chose, unless that was bf16 and
+its device now has none.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def resolve_precision(
     """The precision to train at and why: `loop.precision` unless it is 'auto'."""
     if loop.precision != "auto":
         return loop.precision, "as configured"
-    if resumed in ("fp32", "bf16"):
+    capable = bf16_runs_on(device)
+    if resumed == "fp32" or (resumed == "bf16" and capable):
         return resumed, "chosen when the run started"
-    if not bf16_runs_on(device):
+    if not capable:
         return "fp32", f"this {device.type} has no bfloat16 arithmetic"
     try:
         fp32, bf16 = probe_step_seconds(model, loop, device)
