@@ -237,12 +237,15 @@ def ceiling_note(results: list[dict[str, Any]], work: Path, peak: float) -> str:
         scale = 1.3 * _mean(peer, "sentences_per_s") / _mean(ours, "sentences_per_s")
         need = scale * sum(matmul_rate(r, work) for r in ours) / len(ours)
         needs.append(f"{size} {need / 1e9:.0f} GFLOP/s ({need / peak:.0%})")
-    return (
+    ceiling_line = (
         "Matmul ceiling (`bench.ceiling`, a 2048^3 fp32 multiply, best of 3 medians, measured "
-        f"as this section was written): {peak / 1e9:.0f} GFLOP/s. At the same batches, 1.3x "
-        "the peer's sentences/s would need our matrix multiplies to run at "
-        + ", ".join(needs)
-        + " of it."
+        f"as this section was written): {peak / 1e9:.0f} GFLOP/s."
+    )
+    if not needs:  # no fp32 run of ours in this series
+        return ceiling_line
+    return (
+        f"{ceiling_line} At the same batches, 1.3x the peer's sentences/s in fp32 would need "
+        "our matrix multiplies to run at " + ", ".join(needs) + " of it."
     )
 
 
