@@ -368,8 +368,10 @@ def precision_note(precisions: list[str], peaks: dict[str, float]) -> str:
 def ceilings(precisions: list[str]) -> dict[str, float]:
     """This machine's matmul rate at each precision, best of 3 (its speed wanders)."""
     peaks = {"fp32": max(ceiling.matmul_flops() for _ in range(3))}
-    if "bf16" in precisions or ("auto" in precisions and cpu_bf16_autocast_works()):
-        peaks["bf16"] = max(ceiling.matmul_flops(dtype=torch.bfloat16) for _ in range(3))
+    if {"bf16", "auto"} & set(precisions):  # None where the CPU has no bf16 instructions
+        bf16 = [rate for _ in range(3) if (rate := ceiling.bf16_matmul_flops()) is not None]
+        if bf16:
+            peaks["bf16"] = max(bf16)
     return peaks
 
 

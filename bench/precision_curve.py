@@ -17,11 +17,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from bench import quality, variants
 from bench.report import publish
 from bench.timing import table, wait_for_quiet
 from seq2seq.precision import cpu_bf16_autocast_works
@@ -43,19 +42,15 @@ def train(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     metrics = run_dir / "metrics.jsonl"
     if not (run_dir / "done").is_file():
         shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-        tokenizers = sorted((args.work / "fp32").glob("spm.*.model"))
-        for model in tokenizers if name != "fp32" else []:
-            shutil.copyfile(model, run_dir / model.name)  # the same subwords for every run
-        command = [
-            sys.executable, "-m", "seq2seq.cli", "train", str(PRESET), f"--run_dir={run_dir}",
-            "--train.max_minutes=0", f"--train.max_steps={args.steps}",
-            f"--train.eval_every={args.eval_every}", "--train.progress=false",
-            "--train.shortlist=false", *RUNS[name],
-        ]  # fmt: skip
+        variants.prepare_run_dir(run_dir, args.work / "fp32")  # fp32's subwords for every run
+        steps = [f"--train.max_steps={args.steps}", f"--train.eval_every={args.eval_every}"]
+        run = argparse.Namespace(
+            config=str(PRESET), run_dir=str(run_dir), minutes=0, processes=1,
+            overrides=[*steps, "--train.shortlist=false", *RUNS[name]],
+        )  # fmt: skip
         wait_for_quiet()
         load = os.getloadavg()[0]
-        subprocess.run(command, check=True)
+        quality.train(run)  # `seq2seq train`; minutes=0: the rate decays over the steps
         (run_dir / "done").write_text(json.dumps({"load": [load, os.getloadavg()[0]]}))
     return [json.loads(line) for line in metrics.read_text().splitlines()]
 
