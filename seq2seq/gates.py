@@ -152,7 +152,7 @@ def read_layers(
     embedded = _embed(model.decoder.embedding, decoder_ids)  # [T, E]
     states = handed_over(model.encoder, finals)
     decoder, _, top = read_stack(model.decoder.rnn, embedded, states, cell=cell, residual=residual)
-    return encoder, decoder, model.decoder.output(top)  # [T, V]
+    return encoder, decoder, model.decoder.project(top)  # [T, V]
 
 
 def handed_over(encoder: Encoder, finals: list[list[LayerState]]) -> list[LayerState]:

@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from seq2seq.config import PAD_ID, ModelConfig
 from seq2seq.dropout import Dropout
+from seq2seq.onednn import linear
 from seq2seq.recurrent import (
     State,
     Weights,
@@ -112,7 +113,14 @@ class Decoder(nn.Module):
     def forward(self, tgt_in: Tensor, state: State) -> tuple[Tensor, State]:
         """tgt_in [B, T] ids -> logits [B, T, V] and the state after the last step."""
         outputs, state = self.states(tgt_in, state)  # [B, T, H]
-        return self.output(outputs), state  # [B, T, V]
+        return self.project(outputs), state  # [B, T, V]
+
+    def project(self, states: Tensor) -> Tensor:
+        """The output layer: states [..., H] -> logits [..., V]; an fp32 layer on the CPU
+        multiplies through oneDNN (`seq2seq.onednn`), an int8 one as quantized."""
+        if isinstance(self.output, nn.Linear):
+            return linear(states, self.output.weight, self.output.bias)
+        return self.output(states)  # type: ignore[no-any-return]
 
     def states(self, tgt_in: Tensor, state: State) -> tuple[Tensor, State]:
         """tgt_in [B, T] ids -> top-layer outputs [B, T, H] (dropout applied), last state."""
@@ -127,7 +135,7 @@ class Decoder(nn.Module):
         shortlist's rows), through `step_layers` on the layers' own weights; a stack whose
         weights are not plain tensors (int8) runs as a sequence. An LSTM decoding without
         gradients looks its bottom layer's input gates up (`input_gates`)."""
-        project = self.output if output is None else output
+        project = self.project if output is None else output
         weights = step_weights(self.rnn)
         if weights is None:  # e.g. dynamically quantized layers
             outputs, state = self.states(tokens.unsqueeze(1), state)  # [B, 1, H]
@@ -197,7 +205,7 @@ class Seq2Seq(nn.Module):
         states, _ = self.decoder.states(tgt_in, self.encode(src, src_len))  # [B, T, H]
         if positions is not None:
             states = states[positions]  # [N, H]
-        return self.decoder.output(states)  # type: ignore[no-any-return]
+        return self.decoder.project(states)  # type: ignore[no-any-return]
 
     def num_parameters(self) -> int:
         """Trainable parameters, tied weights counted once."""
