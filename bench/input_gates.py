@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from bench.report import publish
@@ -60,18 +60,17 @@ def search(
 
 
 def measure(translator: Translator, sources: list[list[int]], beam: int, batch: int,
-            repeats: int) -> tuple[float, float, float]:  # fmt: skip
-    """Best seconds multiplied and looked up, and the share of equal outputs."""
+            repeats: int, *, before: Callable[[], AbstractContextManager[None]] = multiplied,
+            ) -> tuple[float, float, float]:  # fmt: skip
+    """Best seconds within `before()` (the other way: by default, gates multiplied) and as
+    the code is, taking turns, and the share of equal outputs."""
     times: dict[bool, list[float]] = {False: [], True: []}
     outputs: dict[bool, Outputs] = {}
     for _ in range(repeats):
-        for lookup in (False, True):
-            if lookup:
-                seconds, outputs[lookup] = search(translator, sources, beam, batch)
-            else:
-                with multiplied():
-                    seconds, outputs[lookup] = search(translator, sources, beam, batch)
-            times[lookup].append(seconds)
+        for now in (False, True):
+            with nullcontext() if now else before():
+                seconds, outputs[now] = search(translator, sources, beam, batch)
+            times[now].append(seconds)
     same = sum(a == b for a, b in zip(outputs[False], outputs[True], strict=True))
     return min(times[False]), min(times[True]), same / len(sources)
 

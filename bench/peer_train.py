@@ -238,7 +238,8 @@ def ceiling_note(results: list[dict[str, Any]], work: Path, peak: float) -> str:
         need = scale * sum(matmul_rate(r, work) for r in ours) / len(ours)
         needs.append(f"{size} {need / 1e9:.0f} GFLOP/s ({need / peak:.0%})")
     ceiling_line = (
-        "Matmul ceiling (`bench.ceiling`, a 2048^3 fp32 multiply, best of 3 medians, measured "
+        "Matmul ceiling (`bench.ceiling`, a 2048^3 fp32 multiply through oneDNN where torch has "
+        "it, as the model's layers multiply, best of 3 medians, measured "
         f"as this section was written): {peak / 1e9:.0f} GFLOP/s."
     )
     if not needs:  # no fp32 run of ours in this series
