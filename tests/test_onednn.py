@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -127,3 +129,12 @@ def test_training_and_decoding_project_through_onednn(monkeypatch: pytest.Monkey
             torch.tensor([1, 7]), model.encode(torch.tensor([[5], [6]]), torch.tensor([1, 1]))
         )
     assert calls[-1] == (2, 16)
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not torch.backends.mkldnn.is_available(),  # type: ignore[no-untyped-call]
+    reason="oneDNN's matmul is only expected in x86-64 builds of torch with mkldnn",
+)
+def test_an_x86_torch_with_mkldnn_has_the_onednn_matmul() -> None:
+    """Fails, instead of every test above skipping, if a torch upgrade drops or changes it."""
+    assert onednn_works()
