@@ -24,7 +24,7 @@ from bench.report import publish
 from bench.shortlist import learn
 from bench.timing import table, wait_for_quiet
 from seq2seq import SearchOptions, Translator
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.checkpoint import Checkpoint, load_checkpoint
 from seq2seq.model import Decoder
 from training.config import default_data_dir
 from training.data import read_lines, split_file
@@ -75,6 +75,34 @@ def measure(translator: Translator, sources: list[list[int]], beam: int, batch: 
     return min(times[False]), min(times[True]), same / len(sources)
 
 
+def prepare(model: Path, data: Path) -> tuple[Checkpoint, list[str]]:
+    """The model with a shortlist learnt from the training text (as `bench.shortlist` does),
+    and test_2016_flickr's source lines."""
+    checkpoint = load_checkpoint(model)
+    checkpoint.shortlist, _ = learn(model, data, best=10, frequent=100)
+    return checkpoint, read_lines(split_file(data, "test_2016_flickr.de"))
+
+
+def search_rows(
+    checkpoint: Checkpoint, texts: list[str], repeats: int,
+    before: Callable[[], AbstractContextManager[None]] = multiplied,
+) -> list[list[object]]:  # fmt: skip
+    """`measure` for greedy and beam 5, over the whole vocabulary and the shortlist, at
+    `translate`'s batches and in batches of 8: one table row each."""
+    rows: list[list[object]] = []
+    for shortlist in (False, True):
+        translator = Translator.from_checkpoint(checkpoint, device="cpu", shortlist=shortlist)
+        sources = translator.encode(texts)
+        for beam in (1, 5):
+            for batch in (len(sources), 8):
+                slow, fast, same = measure(translator, sources, beam, batch, repeats,
+                                           before=before)  # fmt: skip
+                rows.append(["greedy" if beam == 1 else f"beam {beam}",
+                             "shortlist" if shortlist else "whole", batch, f"{slow:.2f}",
+                             f"{fast:.2f}", f"**{slow / fast:.2f}x**", f"{same:.1%}"])  # fmt: skip
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("runs/quality/best.pt"))
@@ -85,20 +113,10 @@ def main() -> int:
     if not args.model.is_file() or not data.is_dir():
         print(f"skipped: needs {args.model} and Multi30k in {data}")
         return 0
-    checkpoint = load_checkpoint(args.model)
-    checkpoint.shortlist, _ = learn(args.model, data, best=10, frequent=100)
-    texts = read_lines(split_file(data, "test_2016_flickr.de"))
+    checkpoint, texts = prepare(args.model, data)
     wait_for_quiet()
-    load_before, rows = os.getloadavg()[0], []
-    for shortlist in (False, True):
-        translator = Translator.from_checkpoint(checkpoint, device="cpu", shortlist=shortlist)
-        sources = translator.encode(texts)
-        for beam in (1, 5):
-            for batch in (len(sources), 8):
-                slow, fast, same = measure(translator, sources, beam, batch, args.repeats)
-                rows.append(["greedy" if beam == 1 else f"beam {beam}",
-                             "shortlist" if shortlist else "whole", batch, f"{slow:.2f}",
-                             f"{fast:.2f}", f"**{slow / fast:.2f}x**", f"{same:.1%}"])  # fmt: skip
+    load_before = os.getloadavg()[0]
+    rows = search_rows(checkpoint, texts, args.repeats)
     body = (
         f"Model `{args.model}`, fp32, {len(texts):,} sentences of test_2016_flickr, "
         f"`Translator.search` in one process (no `import torch` or loading), best of "

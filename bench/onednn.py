@@ -30,15 +30,12 @@ import torch
 
 from bench import input_gates
 from bench.report import publish
-from bench.shortlist import learn
 from bench.timing import table, wait_for_quiet
-from seq2seq import ModelConfig, Seq2Seq, Translator
+from seq2seq import ModelConfig, Seq2Seq
 from seq2seq.allocator import keep_freed_memory
-from seq2seq.checkpoint import load_checkpoint
 from seq2seq.onednn import linear, onednn_enabled, onednn_works
 from training.batching import Batch
 from training.config import default_data_dir, load_config
-from training.data import read_lines, split_file
 from training.loss import token_loss
 from training.precision import probe_batch
 
@@ -94,16 +91,13 @@ def step_rows(rounds: int) -> list[list[object]]:
         config = ModelConfig(src_vocab_size=5000, tgt_vocab_size=5000, hidden_size=hidden,
                              num_layers=layers, dropout=0.1)  # fmt: skip
         model = Seq2Seq(config).train()
-        seconds = interleaved(partial(train_step, model, make_optimizer(model), batch), rounds)
+        optimizer = torch.optim.Adam(model.parameters(), fused=True)
+        seconds = interleaved(partial(train_step, model, optimizer, batch), rounds)
         loss, grad = agreement(model.eval(), batch)
         rows.append([name, f"{seconds[False] * 1e3:.0f}", f"{seconds[True] * 1e3:.0f}",
                      f"**{seconds[False] / seconds[True]:.2f}x**", f"{loss:.1e}",
                      f"{grad:.1e}"])  # fmt: skip
     return rows
-
-
-def make_optimizer(model: Seq2Seq) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), fused=True)
 
 
 def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, _: bool) -> None:
@@ -121,34 +115,13 @@ def agreement(model: Seq2Seq, batch: Batch) -> tuple[float, float]:
         with onednn_enabled(on):
             loss = token_loss(model, batch, label_smoothing=0.1)
             loss.backward()  # type: ignore[no-untyped-call]
-        weight = model.decoder.output.weight
+        grad = model.decoder.output.weight.grad
+        assert grad is not None  # backward just ran
         losses.append(loss.item())
-        grads.append(weight.grad.clone() if weight.grad is not None else torch.zeros(0))
+        grads.append(grad)
         model.zero_grad(set_to_none=True)
-    grad = (grads[0] - grads[1]).norm() / grads[0].norm()
-    return abs(losses[0] - losses[1]) / losses[0], grad.item()
-
-
-def search_rows(model: Path, repeats: int) -> list[list[object]]:
-    """fp32 searches of test_2016_flickr both ways (timed as `bench.input_gates` does)."""
-    data = default_data_dir()
-    checkpoint = load_checkpoint(model)
-    checkpoint.shortlist, _ = learn(model, data, best=10, frequent=100)
-    texts = read_lines(split_file(data, "test_2016_flickr.de"))
-    rows: list[list[object]] = []
-    for shortlist in (False, True):
-        translator = Translator.from_checkpoint(checkpoint, device="cpu", shortlist=shortlist)
-        sources = translator.encode(texts)
-        for beam in (1, 5):
-            for size in (len(sources), 8):
-                mkl, onednn, same = input_gates.measure(
-                    translator, sources, beam, size, repeats, before=lambda: onednn_enabled(False)
-                )
-                search = "greedy" if beam == 1 else f"beam {beam}"
-                vocabulary = "shortlist" if shortlist else "whole"
-                rows.append([search, vocabulary, size, f"{mkl:.2f}", f"{onednn:.2f}",
-                             f"**{mkl / onednn:.2f}x**", f"{same:.1%}"])  # fmt: skip
-    return rows
+    distance = (grads[0] - grads[1]).norm() / grads[0].norm()
+    return abs(losses[0] - losses[1]) / losses[0], distance.item()
 
 
 def main() -> int:
@@ -166,10 +139,13 @@ def main() -> int:
         print(f"skipped: needs {args.model} and Multi30k in {data}")
         return 0
     keep_freed_memory()  # as training and serving processes do
+    checkpoint, texts = input_gates.prepare(args.model, data)
     wait_for_quiet()
     load_before = os.getloadavg()[0]
     products, steps = product_rows(args.rounds), step_rows(args.rounds)
-    searches = search_rows(args.model, args.repeats)
+    searches = input_gates.search_rows(
+        checkpoint, texts, args.repeats, before=lambda: onednn_enabled(False)
+    )
     body = "\n\n".join(
         [
             f"fp32 on the CPU, {torch.get_num_threads()} threads, one process, the two ways taking "
