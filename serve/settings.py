@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(default=6000, ge=1)
     """Source subwords per batch."""
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
-    """How long the first request of a batch waits for company (only while others are
-    active; a lone client's request starts at once)."""
+    """How long the first request of a batch waits for the requests of the other clients
+    active in the last batch, until they are all in (a lone client's request starts at once)."""
     rejoin_wait_ms: float = Field(default=50.0, ge=0, le=10_000)
     """How long a batch smaller than the previous one waits for that one's clients; 0: never."""
     max_queue_size: int = Field(default=256, ge=1)

@@ -124,6 +124,27 @@ def test_next_batch_waits_for_the_clients_just_answered(
     assert [len(sources) for sources, _ in recorder.calls] == sizes
 
 
+def test_the_next_batch_starts_once_the_clients_just_answered_are_back() -> None:
+    """Eight closed-loop clients: once all eight are back, nobody else is known to be coming,
+    so the batch does not wait out `max_wait_ms` for more."""
+
+    async def body(batcher: ThreadBatcher, _: Recorder) -> float:
+        await asyncio.gather(*(batcher.submit([[i]], beam(1)) for i in range(8)))
+        started = asyncio.get_running_loop().time()
+
+        async def client(i: int) -> Ranked:
+            await asyncio.sleep(0.005 * i)  # back one after another, as over HTTP
+            return await batcher.submit([[10 + i]], beam(1))
+
+        await asyncio.gather(*(client(i) for i in range(8)))
+        return asyncio.get_running_loop().time() - started
+
+    limits = BatchLimits(max_wait_ms=3000, rejoin_wait_ms=3000)
+    seconds, recorder, _ = run_with(limits, body)
+    assert [len(sources) for sources, _ in recorder.calls] == [8, 8]
+    assert seconds < 1.0
+
+
 def test_cancelled_requests_are_skipped_and_forgotten() -> None:
     async def body(batcher: ThreadBatcher, recorder: Recorder) -> tuple[Ranked, int]:
         recorder.gate.clear()

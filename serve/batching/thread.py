@@ -1,14 +1,15 @@
 """`ThreadBatcher`: concurrent requests share batched translate calls on one worker thread.
 
 Requests wait in arrival order, up to `max_queue_size`. The worker task takes the oldest
-request, waits at most `max_wait_ms` (counted from its arrival, or from the end of the previous
-call if that is later) for others with the same options, and gives the sentences of as many
-as fit `BatchLimits` to one translate call on the worker thread, off the event loop. It waits
-only when the previous call left other requests in the system: a lone client is never
-delayed. When the last call ended with N requests in the system, the next batch waits for N
-until `rejoin_wait_ms` after it: the clients just answered usually send their next request at
-once, and without this wait they trail one batch behind the others (closed-loop clients at
-concurrency 32 then split into alternating batches of 26 and 6 instead of one of 32).
+request, waits for others with the same options, and gives the sentences of as many as fit
+`BatchLimits` to one translate call on the worker thread, off the event loop. It waits only
+while the previous call left more requests in the system than are waiting now, and only until
+that many are: a lone client is never delayed, and a batch never waits for requests nobody
+is known to send. When the last call ended with N requests in the system, the next batch waits
+for N until `max_wait_ms` after its first request arrived or `rejoin_wait_ms` after that call,
+whichever is later: the clients just answered usually send their next request at once, and
+without this wait they trail one batch behind the others (closed-loop clients at concurrency
+32 then split into alternating batches of 26 and 6 instead of one of 32).
 
 A request larger than a batch is decoded a batch at a time and goes to the back of the line
 after each, so one request cannot hold the decoder while others wait. A request whose caller
@@ -110,16 +111,16 @@ class ThreadBatcher:
                 logger.exception("batch worker error")
 
     async def _gather(self) -> None:
-        """Wait for a job, then for company while other clients are active (see the module)."""
+        """Wait for a job, then for the other clients active in the last call (see the module)."""
         while not self._group():
             self._arrived.clear()
             await self._arrived.wait()
-        first = self._group()[0]
-        if self._expected > self._sentences():  # other clients are active: wait for company
-            start = max(first.enqueued, self._free_since)
-            await self._fill(start + self.limits.max_wait_ms / 1000, self.limits.max_batch_size)
-        target = min(self._expected, self.limits.max_batch_size)
-        await self._fill(self._free_since + self.limits.rejoin_wait_ms / 1000, target)
+        start = max(self._group()[0].enqueued, self._free_since)
+        deadline = max(
+            start + self.limits.max_wait_ms / 1000,
+            self._free_since + self.limits.rejoin_wait_ms / 1000,
+        )
+        await self._fill(deadline, min(self._expected, self.limits.max_batch_size))
 
     async def _fill(self, deadline: float, target: int) -> None:
         """Wait for arrivals until the next batch has `target` sentences or is full, or until
